@@ -1,0 +1,1 @@
+"""grpo_core: the GRPO math the book imports."""
