@@ -1,1 +1,30 @@
-"""grpo_core: the GRPO math the book imports."""
+"""grpo_core: the GRPO math that every chapter of "GRPO, interactively" imports.
+
+Pure functions on torch tensors (CPU or CUDA alike), each checked by the tests in ``tests/``
+and explained in the book:
+
+- :func:`group_advantages`, :func:`preset_advantages`, :data:`PRESETS`: group-relative advantages;
+- :func:`kl_k1`, :func:`kl_k2`, :func:`kl_k3`, :func:`kl_estimate`: per-token KL estimators;
+- :func:`clipped_surrogate`, :func:`aggregate`, :func:`grpo_loss`: the objective and the loss.
+"""
+
+from .advantages import PRESETS, group_advantages, preset_advantages
+from .kl import KL_ESTIMATORS, kl_estimate, kl_k1, kl_k2, kl_k3
+from .objective import AGGREGATIONS, aggregate, clipped_surrogate, grpo_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "group_advantages",
+    "preset_advantages",
+    "PRESETS",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "kl_estimate",
+    "KL_ESTIMATORS",
+    "clipped_surrogate",
+    "aggregate",
+    "grpo_loss",
+    "AGGREGATIONS",
+]

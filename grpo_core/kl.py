@@ -1,0 +1,86 @@
+"""Per-token estimators of KL(pi_theta || pi_ref) from tokens sampled from pi_theta.
+
+With ``log_r = log pi_ref(o_t) - log pi_theta(o_t)`` for a token ``o_t`` drawn from pi_theta
+(J. Schulman, "Approximating KL Divergence", 2020; book Eqs. ``kl-k1``..``kl-k3``)::
+
+    k1 = -log_r                       unbiased, can be negative per token, high variance
+    k2 = log_r**2 / 2                 biased, >= 0, low variance
+    k3 = exp(log_r) - 1 - log_r       unbiased, >= 0, low variance (DeepSeekMath Eq. 4)
+
+The mean over tokens of k1 or k3 estimates the KL; k2's mean does not (it is exact only to
+second order in log_r).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import as_float_tensor, check_choice, check_finite, check_same_shape
+
+__all__ = ["kl_k1", "kl_k2", "kl_k3", "kl_estimate", "KL_ESTIMATORS"]
+
+# Below this |log_r|, k3 is summed from its Taylor series: exp(x) - 1 - x = sum_{n>=2} x^n / n!.
+# expm1(x) - x loses about log10(2/|x|) digits to cancellation there; the series, cut after
+# x^12 / 12!, is exact to float64 rounding for |x| < 0.1.
+_SERIES_BELOW = 0.1
+_SERIES_COEFFS = [1.0 / math.factorial(n) for n in range(2, 13)]
+
+
+def _log_ratio(logp, ref_logp) -> torch.Tensor:
+    lp = as_float_tensor(logp, "logp")
+    ref = as_float_tensor(ref_logp, "ref_logp")
+    check_same_shape(lp, "logp", ref, "ref_logp")
+    check_finite(lp, "logp")
+    check_finite(ref, "ref_logp")
+    return ref - lp
+
+
+def kl_k1(logp, ref_logp) -> torch.Tensor:
+    """k1 = log pi_theta - log pi_ref per token (book Eq. ``kl-k1``)."""
+    return -_log_ratio(logp, ref_logp)
+
+
+def kl_k2(logp, ref_logp) -> torch.Tensor:
+    """k2 = (log pi_ref - log pi_theta)**2 / 2 per token (book Eq. ``kl-k2``)."""
+    return 0.5 * _log_ratio(logp, ref_logp).square()
+
+
+def _k3_from_log_ratio(x: torch.Tensor) -> torch.Tensor:
+    small = x.abs() < _SERIES_BELOW
+    xs = torch.where(small, x, torch.zeros_like(x))  # keeps the unused branch's gradient finite
+    series = torch.full_like(xs, _SERIES_COEFFS[-1])
+    for c in reversed(_SERIES_COEFFS[:-1]):
+        series = series * xs + c
+    series = series * xs * xs
+    xl = torch.where(small, torch.ones_like(x), x)
+    direct = torch.expm1(xl) - xl
+    return torch.where(small, series, direct)
+
+
+def kl_k3(logp, ref_logp) -> torch.Tensor:
+    """k3 = pi_ref/pi_theta - log(pi_ref/pi_theta) - 1 per token (book Eq. ``kl-k3``, DeepSeekMath Eq. 4).
+
+    Computed from the log-ratio with ``expm1`` (and a Taylor series near 0), never from the
+    probabilities themselves, so it stays accurate for tiny and for large gaps: a gap of
+    ``log_r = -30`` gives ``29.0000000000001`` rather than a probability that underflowed.
+    The result is always >= 0. It overflows to inf only where the true value exceeds the
+    dtype's range (``log_r`` above about 88 in float32, 709 in float64).
+    """
+    return _k3_from_log_ratio(_log_ratio(logp, ref_logp))
+
+
+KL_ESTIMATORS = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}
+
+
+def kl_estimate(logp, ref_logp, kind: str = "k3") -> torch.Tensor:
+    """Per-token KL(pi_theta || pi_ref) estimate ``kind`` in ``{"k1", "k2", "k3"}``.
+
+    Args:
+        logp: log pi_theta of the sampled tokens, any shape.
+        ref_logp: log pi_ref of the same tokens, same shape.
+        kind: which estimator (see the module docstring).
+    """
+    check_choice(kind, "kind", KL_ESTIMATORS)
+    return KL_ESTIMATORS[kind](logp, ref_logp)

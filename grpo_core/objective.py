@@ -1,0 +1,221 @@
+"""The GRPO objective: clipped surrogate, loss aggregation, and the loss a trainer minimises.
+
+DeepSeekMath Eq. 3 (the book's Eq. ``grpo-objective``), per question q with G answers::
+
+    J = (1/G) sum_i (1/|o_i|) sum_t [ min(r_it A_it, clip(r_it, 1-eps, 1+eps) A_it) - beta KL_it ]
+
+with the per-token ratio ``r_it = pi_theta(o_it) / pi_old(o_it)`` and ``KL_it`` a per-token
+estimate of KL(pi_theta || pi_ref) (k3 in the paper). ``grpo_loss`` returns ``-J``, aggregated
+over tokens in one of the modes of :data:`AGGREGATIONS`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import (
+    as_float_tensor,
+    as_mask,
+    check_choice,
+    check_finite,
+    check_nonneg_number,
+    check_same_shape,
+)
+from .kl import KL_ESTIMATORS, kl_estimate
+
+__all__ = ["clipped_surrogate", "aggregate", "grpo_loss", "AGGREGATIONS"]
+
+#: Loss aggregation modes (verl's names; TRL's ``loss_type`` in brackets).
+AGGREGATIONS = {
+    "seq-mean-token-mean": "mean over each answer's tokens, then over answers (DeepSeekMath; TRL 'grpo')",
+    "token-mean": "sum over all tokens / number of tokens (DAPO; TRL 'bnpo', 'dapo')",
+    "seq-mean-token-sum": "sum over each answer's tokens, then mean over answers",
+    "seq-mean-token-sum-norm": "sum over all tokens / (number of answers * max_len) (Dr. GRPO; TRL 'dr_grpo')",
+}
+
+
+def _broadcast_advantages(advantages, like: torch.Tensor) -> torch.Tensor:
+    adv = as_float_tensor(advantages, "advantages").to(device=like.device)
+    if adv.shape == like.shape:
+        out = adv
+    elif like.dim() == 2 and adv.shape == like.shape[:1]:
+        out = adv.unsqueeze(-1).expand_as(like)
+    else:
+        raise ValueError(
+            f"`advantages` has shape {tuple(adv.shape)}; with log-probabilities of shape "
+            f"{tuple(like.shape)} it must be [B] = {tuple(like.shape[:1])} (one advantage per answer, "
+            f"broadcast over its tokens) or {tuple(like.shape)} (one per token)."
+        )
+    check_finite(out, "advantages")
+    return out.to(like.dtype)
+
+
+def _check_eps(eps_low, eps_high) -> tuple[float, float]:
+    lo = check_nonneg_number(eps_low, "eps_low")
+    hi = lo if eps_high is None else check_nonneg_number(eps_high, "eps_high")
+    if lo > 1.0:
+        raise ValueError(f"`eps_low` must be <= 1 (the ratio is clipped below at 1 - eps_low >= 0); got {eps_low}.")
+    return lo, hi
+
+
+def _ratio(logp, old_logp) -> tuple[torch.Tensor, torch.Tensor]:
+    lp = as_float_tensor(logp, "logp")
+    old = as_float_tensor(old_logp, "old_logp")
+    check_same_shape(lp, "logp", old, "old_logp")
+    if lp.dim() not in (1, 2):
+        raise ValueError(f"`logp` must be [B] or [B, T]; got shape {tuple(lp.shape)}.")
+    check_finite(lp, "logp")
+    check_finite(old, "old_logp")
+    return lp, torch.exp(lp - old.detach())
+
+
+def clipped_surrogate(logp, old_logp, advantages, eps_low: float = 0.2, eps_high: float | None = None) -> torch.Tensor:
+    """Per-token clipped surrogate ``min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)`` (to maximise).
+
+    Book Eq. ``clipped-surrogate``; PPO (Schulman et al. 2017) Eq. 7 with DAPO's separate
+    upper range ("clip-higher").
+
+    Args:
+        logp: log pi_theta of the sampled tokens, ``[B, T]`` (or ``[B]`` for one ratio per answer);
+            gradients flow through it.
+        old_logp: log pi_old of the same tokens (the policy that sampled them), same shape;
+            treated as a constant.
+        advantages: ``[B]`` (broadcast over tokens) or the shape of ``logp``.
+        eps_low: lower clip range; the ratio is clipped below at ``1 - eps_low``.
+        eps_high: upper clip range; defaults to ``eps_low``.
+
+    Returns:
+        The per-token objective, shape of ``logp``. Where the clip is active (``r > 1 + eps_high``
+        with ``A > 0``, or ``r < 1 - eps_low`` with ``A < 0``) it does not depend on ``logp``, so
+        its gradient there is exactly 0.
+    """
+    lo, hi = _check_eps(eps_low, eps_high)
+    lp, ratio = _ratio(logp, old_logp)
+    adv = _broadcast_advantages(advantages, lp)
+    return torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv)
+
+
+def aggregate(values, mask, mode: str = "seq-mean-token-mean", max_len: int | None = None) -> torch.Tensor:
+    """Reduce per-token values ``[B, T]`` to a scalar over the tokens where ``mask`` is 1.
+
+    Modes (book Eq. ``aggregation``; see :data:`AGGREGATIONS`), with ``m`` the mask and
+    ``L_i = sum_t m_it`` the length of answer i::
+
+        "seq-mean-token-mean":     (1/B) sum_i (1/L_i) sum_t m_it v_it
+        "token-mean":              sum_it m_it v_it / sum_i L_i
+        "seq-mean-token-sum":      (1/B) sum_i sum_t m_it v_it
+        "seq-mean-token-sum-norm": sum_it m_it v_it / (B * max_len)
+
+    Args:
+        values: ``[B, T]`` per-token values.
+        mask: ``[B, T]`` 0/1 or bool; 1 marks a real token, 0 padding.
+        mode: one of the four above.
+        max_len: the constant of ``"seq-mean-token-sum-norm"``, usually the generation limit;
+            defaults to T, the padded length. Ignored by the other modes.
+
+    An answer with no real token (an all-zero mask row) contributes 0 but still counts as one of
+    the B answers, so the weight of every other token does not change (TRL's convention). If the
+    whole mask is 0 the result is 0.
+    """
+    v = as_float_tensor(values, "values")
+    if v.dim() != 2:
+        raise ValueError(f"`values` must be [B, T] (answers x tokens); got shape {tuple(v.shape)}.")
+    m = as_mask(mask, v)
+    check_choice(mode, "mode", AGGREGATIONS)
+    masked = v * m
+    lengths = m.sum(dim=1)
+    n_seq = v.shape[0]
+    if mode == "seq-mean-token-mean":
+        return (masked.sum(dim=1) / lengths.clamp(min=1.0)).mean()
+    if mode == "token-mean":
+        return masked.sum() / lengths.sum().clamp(min=1.0)
+    if mode == "seq-mean-token-sum":
+        return masked.sum(dim=1).mean()
+    if max_len is None:
+        max_len = v.shape[1]
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"`max_len` must be a positive int (the generation limit); got {max_len!r}.")
+    return masked.sum() / (n_seq * max_len)
+
+
+def grpo_loss(
+    logp,
+    old_logp,
+    ref_logp,
+    advantages,
+    mask,
+    *,
+    eps_low: float = 0.2,
+    eps_high: float | None = None,
+    beta: float = 0.04,
+    kl: str = "k3",
+    agg: str = "seq-mean-token-mean",
+    max_len: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The GRPO loss to minimise, ``-J`` of DeepSeekMath Eq. 3 (book Eq. ``grpo-loss``).
+
+    Per token: ``loss_it = -(min(r A, clip(r) A) - beta * KL_it)``, then :func:`aggregate` with
+    mode ``agg``. The KL term sits inside the aggregation, as in the paper, so it is weighted
+    like the surrogate.
+
+    Args:
+        logp: ``[B, T]`` log pi_theta of the sampled tokens (with gradient).
+        old_logp: ``[B, T]`` log pi_old, the sampling policy's log-probabilities (constant).
+        ref_logp: ``[B, T]`` log pi_ref, the frozen reference's; may be None when ``beta == 0``.
+        advantages: ``[B]`` or ``[B, T]``, e.g. from :func:`grpo_core.group_advantages`.
+        mask: ``[B, T]`` 0/1, 1 for completion tokens.
+        eps_low, eps_high: clip ranges (``eps_high`` defaults to ``eps_low``).
+        beta: KL coefficient; 0 drops the KL term.
+        kl: KL estimator, ``"k1"``, ``"k2"`` or ``"k3"``.
+        agg: aggregation mode (see :data:`AGGREGATIONS`).
+        max_len: constant for ``agg="seq-mean-token-sum-norm"``.
+
+    Returns:
+        ``(loss, metrics)``: the scalar loss, and floats over the masked tokens: ``kl`` (mean
+        per-token KL estimate; NaN when ``ref_logp`` is None), ``clip_frac_low`` (tokens with
+        ``r < 1 - eps_low`` and ``A < 0``, where the clip zeroes the gradient), ``clip_frac_high``
+        (``r > 1 + eps_high`` and ``A > 0``), ``clip_frac`` (their sum), ``ratio_mean``,
+        ``advantage_mean``, ``policy_loss`` and ``kl_loss`` (the two parts of ``loss``).
+    """
+    lo, hi = _check_eps(eps_low, eps_high)
+    beta = check_nonneg_number(beta, "beta")
+    check_choice(kl, "kl", KL_ESTIMATORS)
+    check_choice(agg, "agg", AGGREGATIONS)
+    lp, ratio = _ratio(logp, old_logp)
+    if lp.dim() != 2:
+        raise ValueError(f"`logp` must be [B, T] (answers x tokens); got shape {tuple(lp.shape)}.")
+    adv = _broadcast_advantages(advantages, lp)
+    m = as_mask(mask, lp)
+
+    surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv)
+    policy_loss = aggregate(-surrogate, m, agg, max_len)
+    if ref_logp is None:
+        if beta != 0.0:
+            raise ValueError("`ref_logp` is None but beta > 0; pass the reference model's log-probabilities or set beta=0.")
+        kl_tok = None
+        kl_loss = torch.zeros((), dtype=lp.dtype, device=lp.device)
+    else:
+        ref = as_float_tensor(ref_logp, "ref_logp").to(lp.device)
+        kl_tok = kl_estimate(lp, ref, kl)
+        kl_loss = beta * aggregate(kl_tok, m, agg, max_len) if beta != 0.0 else torch.zeros((), dtype=lp.dtype, device=lp.device)
+    loss = policy_loss + kl_loss
+
+    with torch.no_grad():
+        n_tok = m.sum().clamp(min=1.0)
+
+        def tok_mean(x: torch.Tensor) -> float:
+            return float((x * m).sum() / n_tok)
+
+        low = ((ratio < 1.0 - lo) & (adv < 0)).to(lp.dtype)
+        high = ((ratio > 1.0 + hi) & (adv > 0)).to(lp.dtype)
+        metrics = {
+            "kl": tok_mean(kl_tok) if kl_tok is not None else float("nan"),
+            "clip_frac_low": tok_mean(low),
+            "clip_frac_high": tok_mean(high),
+            "clip_frac": tok_mean(low + high),
+            "ratio_mean": tok_mean(ratio),
+            "advantage_mean": tok_mean(adv),
+            "policy_loss": float(policy_loss),
+            "kl_loss": float(kl_loss),
+        }
+    return loss, metrics
