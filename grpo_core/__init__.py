@@ -11,6 +11,11 @@ and explained in the book:
 from .advantages import PRESETS, group_advantages, preset_advantages
 from .kl import KL_ESTIMATORS, kl_estimate, kl_k1, kl_k2, kl_k3
 from .objective import AGGREGATIONS, aggregate, clipped_surrogate, grpo_loss
+from . import plots
+
+# Only during a book build (GRPO_BOOK_BUILD=1, set by _ext/grpo_book.py): figures become HTML
+# that draws with the book's own copy of plotly.js. Jupyter and Colab keep their renderers.
+plots._maybe_use_book_renderer()
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,33 @@
+# Build and test "GRPO, interactively". README: `make book`, `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NBVAL := -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: venv book test bench notebooks
+
+# One pip command, so that pip resolves the torch pin of requirements.txt
+# together with the package's loose torch requirement.
+# Reinstalled whenever requirements.txt or pyproject.toml changes (the stamp is older).
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt -e .
+	touch $@
+
+# Always from an empty _build: an incremental build with -W can exit 0 on a broken book.
+book: venv
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Unit tests, then the notebooks against their stored outputs, then the book
+# (its extension fails the build if a figure is missing from the HTML).
+test: venv
+	$(PY) -m pytest tests
+	$(PY) -m pytest $(NBVAL) book/
+	$(MAKE) book
+
+bench: venv
+	for f in benchmarks/*.py; do $(PY) "$$f" || exit 1; done
+
+notebooks: venv
+	$(PY) tools/refresh_notebooks.py

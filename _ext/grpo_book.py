@@ -1,0 +1,150 @@
+"""Local Sphinx extension of the book "GRPO, interactively".
+
+Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``). It
+
+1. sets ``GRPO_BOOK_BUILD=1`` in the build process when the configuration is
+   read, before myst-nb starts any kernel; kernels inherit it, and
+   ``import grpo_core`` then switches plotly to ``grpo_core.plots.BookRenderer``
+   (figures become ``text/html`` that myst-nb keeps);
+2. copies ``plotly.min.js`` from the installed plotly package to the HTML
+   output's ``_static/`` once, and links it (no ``defer``, before the scripts
+   of other extensions) only from pages that contain a figure;
+3. after the build, compares per page the plotly figures the executed notebook
+   displayed with the figures in the HTML, and warns for every figure that did
+   not make it (an ``application/vnd.plotly.v1+json`` output with no HTML, or a
+   count mismatch). Under ``-W`` the warning fails the build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+from sphinx.application import Sphinx
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+BOOK_BUILD_ENV = "GRPO_BOOK_BUILD"
+# Same prefix as grpo_core.plots.DIV_ID_PREFIX (not imported, so the build
+# process does not import grpo_core and torch); tests/test_book_plumbing.py checks they agree.
+DIV_ID_PREFIX = "grpo-plotly-"
+PLOTLY_JS = "plotly.min.js"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# Loaded before extension scripts of the default priority 500, in particular before
+# the require.js myst-nb adds on pages with widget state: plotly.min.js is a UMD
+# bundle and, loaded after require.js, would register as an AMD module instead of
+# defining window.Plotly.
+PLOTLY_JS_PRIORITY = 400
+# Cell tags with which myst-nb leaves a cell's outputs out of the page on purpose.
+_REMOVED_OUTPUT_TAGS = {"remove-output", "remove_output", "remove-cell", "remove_cell"}
+
+
+def _plotly_js_source() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / PLOTLY_JS
+
+
+def _set_build_env(app: Sphinx, config) -> None:
+    os.environ[BOOK_BUILD_ENV] = "1"
+
+
+def _copy_plotly_js(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    source = _plotly_js_source()
+    if not source.is_file():
+        logger.warning(
+            f"{source} not found: figures need plotly.js; reinstall plotly",
+            type="grpo_book",
+            subtype="plotly_js",
+        )
+        return
+    static = Path(app.outdir) / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, static / PLOTLY_JS)
+
+
+def _link_plotly_js(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    if app.builder.format != "html":
+        return
+    if DIV_ID_PREFIX in context.get("body", ""):
+        app.add_js_file(PLOTLY_JS, priority=PLOTLY_JS_PRIORITY)
+
+
+def _expected_figures(nb_path: Path) -> tuple[int, list[str]]:
+    """Count figures a page must show; list outputs that can not be shown."""
+    nb = nbformat.read(nb_path, as_version=4)
+    expected, lost = 0, []
+    code_index = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        code_index += 1
+        removed = bool(_REMOVED_OUTPUT_TAGS & set(cell.get("metadata", {}).get("tags", [])))
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            html = data.get("text/html", "")
+            if isinstance(html, list):
+                html = "".join(html)
+            if DIV_ID_PREFIX in html:
+                expected += 0 if removed else 1
+            elif PLOTLY_MIME in data and not removed:
+                lost.append(
+                    f"code cell {code_index} displayed a plotly figure as {PLOTLY_MIME} "
+                    "only, which myst-nb drops; import grpo_core before plotting (with "
+                    f"{BOOK_BUILD_ENV}=1 it switches plotly to the book renderer)"
+                )
+    return expected, lost
+
+
+def _check_figures(app: Sphinx, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    exec_dir = outdir.parent / "jupyter_execute"
+    counts = []
+    total = 0
+    for docname in sorted(app.env.found_docs):
+        nb_path = exec_dir / f"{docname}.ipynb"
+        html_path = Path(app.builder.get_outfilename(docname))
+        if not nb_path.is_file() or not html_path.is_file():
+            continue
+        expected, lost = _expected_figures(nb_path)
+        page = html_path.read_text(encoding="utf-8")
+        shown = page.count(f'<div id="{DIV_ID_PREFIX}')
+        total += shown
+        counts.append(f"{docname}: {shown}")
+        for problem in lost:
+            logger.warning(problem, location=docname, type="grpo_book", subtype="figure")
+        if shown != expected:
+            logger.warning(
+                f"{expected} plotly figure(s) in the executed notebook, {shown} in {html_path}",
+                location=docname,
+                type="grpo_book",
+                subtype="figure",
+            )
+        if shown and f"_static/{PLOTLY_JS}" not in page:
+            logger.warning(
+                f"page has figures but does not load _static/{PLOTLY_JS}",
+                location=docname,
+                type="grpo_book",
+                subtype="plotly_js",
+            )
+    if total and not (outdir / "_static" / PLOTLY_JS).is_file():
+        logger.warning(
+            f"_static/{PLOTLY_JS} missing from {outdir}", type="grpo_book", subtype="plotly_js"
+        )
+    if counts:
+        logger.info("grpo_book: plotly figures per page: " + ", ".join(counts))
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", _set_build_env)
+    app.connect("builder-inited", _copy_plotly_js)
+    app.connect("html-page-context", _link_plotly_js)
+    app.connect("build-finished", _check_figures)
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
