@@ -5,12 +5,15 @@ and explained in the book:
 
 - :func:`group_advantages`, :func:`preset_advantages`, :data:`PRESETS`: group-relative advantages;
 - :func:`kl_k1`, :func:`kl_k2`, :func:`kl_k3`, :func:`kl_estimate`: per-token KL estimators;
-- :func:`clipped_surrogate`, :func:`aggregate`, :func:`grpo_loss`: the objective and the loss.
+- :func:`clipped_surrogate`, :func:`aggregate`, :func:`grpo_loss`: the objective and the loss;
+- :func:`make_distribution`, :data:`DISTRIBUTIONS`: reward distributions the chapters sample from;
+- :mod:`grpo_core.interactive`: explorers, live in a kernel and static in the built book.
 """
 
-from .advantages import PRESETS, group_advantages, preset_advantages
+from .advantages import PRESETS, bernoulli_advantages, group_advantages, preset_advantages
 from .kl import KL_ESTIMATORS, kl_estimate, kl_k1, kl_k2, kl_k3
 from .objective import AGGREGATIONS, aggregate, clipped_surrogate, grpo_loss
+from .rewards import DISTRIBUTIONS, ParamSpec, RewardDistribution, make_distribution
 from . import plots
 
 # Only during a book build (GRPO_BOOK_BUILD=1, set by _ext/grpo_book.py): figures become HTML
@@ -22,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "group_advantages",
     "preset_advantages",
+    "bernoulli_advantages",
     "PRESETS",
     "kl_k1",
     "kl_k2",
@@ -32,4 +36,8 @@ __all__ = [
     "aggregate",
     "grpo_loss",
     "AGGREGATIONS",
+    "DISTRIBUTIONS",
+    "ParamSpec",
+    "RewardDistribution",
+    "make_distribution",
 ]

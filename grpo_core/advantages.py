@@ -13,11 +13,13 @@ Hugging Face TRL and verl, and :func:`preset_advantages` applies one.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._checks import as_float_tensor, check_choice, check_finite, check_group_size, check_nonneg_number
 
-__all__ = ["group_advantages", "preset_advantages", "PRESETS"]
+__all__ = ["group_advantages", "preset_advantages", "bernoulli_advantages", "PRESETS"]
 
 _SCALES = ("group", "batch", "none")
 _STDS = ("population", "sample")
@@ -139,3 +141,43 @@ def preset_advantages(rewards, group_size: int, preset: str) -> torch.Tensor:
     """:func:`group_advantages` with the conventions of a named implementation (see :data:`PRESETS`)."""
     check_choice(preset, "preset", PRESETS)
     return group_advantages(rewards, group_size, **PRESETS[preset])
+
+
+def bernoulli_advantages(k, group_size: int, *, std: str = "population") -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed form of the group advantages of 0/1 rewards (book Eq. ``adv-bernoulli``).
+
+    With ``k`` accepted answers out of ``G`` and ``p = k / G`` the group mean is ``p`` and the
+    population std ``sqrt(p (1 - p))``, so (eps = 0)::
+
+        A_right = (1 - p) / sqrt(p (1 - p)) = sqrt((1 - p) / p)
+        A_wrong =     - p / sqrt(p (1 - p)) = -sqrt(p / (1 - p))
+
+    The sample std is ``sqrt(G / (G - 1))`` times the population std, so with ``std="sample"``
+    both are multiplied by ``sqrt((G - 1) / G)``. A group with ``k = 0`` or ``k = G`` has no
+    spread: its answers get 0.
+
+    Args:
+        k: number of accepted answers, an int or an integer tensor with values in ``0..G``.
+        group_size: G >= 2.
+        std: ``"population"`` or ``"sample"``.
+
+    Returns:
+        ``(A_right, A_wrong)`` as float64 tensors shaped like ``k``; NaN where the group has no
+        such answer (``A_right`` at ``k = 0``, ``A_wrong`` at ``k = G``).
+    """
+    g = check_group_size(group_size)
+    check_choice(std, "std", _STDS)
+    kt = torch.as_tensor(k)
+    if kt.is_floating_point() or kt.is_complex() or kt.dtype == torch.bool:
+        raise ValueError(f"`k` must be an int or an integer tensor (a count of accepted answers); got dtype {kt.dtype}.")
+    if bool(((kt < 0) | (kt > g)).any()):
+        raise ValueError(f"`k` must lie in 0..group_size={g}; got {kt.tolist()}.")
+    p = kt.double() / g
+    inner = (kt > 0) & (kt < g)
+    safe = torch.where(inner, p, torch.full_like(p, 0.5))
+    scale = math.sqrt((g - 1) / g) if std == "sample" else 1.0
+    right = torch.where(inner, ((1 - safe) / safe).sqrt() * scale, torch.zeros_like(p))
+    wrong = torch.where(inner, -(safe / (1 - safe)).sqrt() * scale, torch.zeros_like(p))
+    right = torch.where(kt == 0, torch.full_like(p, math.nan), right)
+    wrong = torch.where(kt == g, torch.full_like(p, math.nan), wrong)
+    return right, wrong

@@ -7,7 +7,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from grpo_core import PRESETS, group_advantages, preset_advantages
+from grpo_core import PRESETS, bernoulli_advantages, group_advantages, preset_advantages
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -250,3 +250,49 @@ def test_property_sample_std_is_population_times_sqrt_g_minus_1_over_g(data):
     pop = group_advantages(r, g, eps=0.0)
     samp = group_advantages(r, g, std="sample", eps=0.0)
     assert torch.allclose(samp, pop * math.sqrt((g - 1) / g), atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- Bernoulli closed form
+
+
+@pytest.mark.parametrize("std", ["population", "sample"])
+def test_bernoulli_closed_form_matches_group_advantages_for_every_k_and_g(std):
+    for g in range(2, 17):
+        k = torch.arange(g + 1)
+        groups = (torch.arange(g)[None, :] < k[:, None]).double()  # row k: k ones then zeros
+        adv = group_advantages(groups, g, std=std, eps=0.0)
+        right, wrong = bernoulli_advantages(k, g, std=std)
+        has_right, has_wrong = k > 0, k < g
+        assert torch.allclose(adv[has_right, 0], right[has_right], atol=1e-12)
+        assert torch.allclose(adv[has_wrong, -1], wrong[has_wrong], atol=1e-12)
+        assert torch.isnan(right[0]) and torch.isnan(wrong[g])
+
+
+def test_bernoulli_hand_values():
+    right, wrong = bernoulli_advantages(torch.tensor([1, 2, 3]), 4)
+    # p = 1/4: sqrt(3) and -1/sqrt(3); p = 1/2: 1 and -1; p = 3/4: 1/sqrt(3) and -sqrt(3)
+    assert torch.allclose(right, torch.tensor([math.sqrt(3), 1.0, 1 / math.sqrt(3)], dtype=torch.float64))
+    assert torch.allclose(wrong, torch.tensor([-1 / math.sqrt(3), -1.0, -math.sqrt(3)], dtype=torch.float64))
+    r, w = bernoulli_advantages(3, 4, std="sample")
+    assert r.item() == pytest.approx(0.5) and w.item() == pytest.approx(-1.5)
+
+
+def test_bernoulli_errors():
+    with pytest.raises(ValueError, match="`k` must lie in 0..group_size=4"):
+        bernoulli_advantages(5, 4)
+    with pytest.raises(ValueError, match="`k` must be an int"):
+        bernoulli_advantages(0.5, 4)
+    with pytest.raises(ValueError, match="`group_size` must be at least 2"):
+        bernoulli_advantages(0, 1)
+
+
+def test_seed_notes_guard_misses_the_rounding_residue_of_larger_rewards():
+    # Eight equal rewards of 7.1 in float32: the computed mean is off by a rounding step, so the
+    # computed std is about 5e-7, above the notes' absolute threshold of 1e-8. Their
+    # safe_normalize then divides the residue by it: every answer gets the same advantage near +-1.
+    r = torch.full((8,), 7.1, dtype=torch.float32)
+    assert r.std(correction=0).item() > 1e-8
+    seed = preset_advantages(r, 8, "seed-notes")
+    assert torch.equal(seed, _seed_notes_loop(r, 8))
+    assert (seed.abs() > 0.5).all() and (seed == seed[0]).all()
+    assert torch.equal(group_advantages(r, 8), torch.zeros(8))  # the exact-equality guard

@@ -1,0 +1,449 @@
+"""Explorers: one definition of an interactive figure, shown live in a kernel and static in the book.
+
+An :class:`Explorer` is a list of named controls (:class:`Slider`, :class:`Choice`) and a pure
+function from control values to a plotly figure. :meth:`Explorer.show` picks how to show it:
+
+- **in the built book** (``GRPO_BOOK_BUILD=1``, set by ``_ext/grpo_book.py``):
+  :meth:`Explorer.static_figure`, a plotly figure with its own sliders and dropdowns over a
+  precomputed grid of the control values. Every grid point is a frame of the figure; a few lines
+  of JavaScript in the book renderer (:mod:`grpo_core.plots`) swap in the frame of the current
+  combination when a control moves. No kernel, no network, no ipywidgets on the page.
+- **in a live kernel** (Jupyter, JupyterLab, VS Code, Colab): :meth:`Explorer.live`, ipywidgets
+  controls that rebuild the figure on every change. Outside Colab the figure is a
+  ``go.FigureWidget`` updated in place inside ``batch_update``; in Colab, where third-party
+  widgets need the custom widget manager (enabled here) and ``FigureWidget`` is unreliable, the
+  figure is re-rendered into an ``ipywidgets.Output``.
+
+Every explorer is registered in :data:`EXPLORERS` (:func:`register`), so tests and
+``benchmarks/bench_explorers.py`` iterate over all of them; :func:`all_explorers` imports the
+modules that define them.
+
+A figure function must not raise for any value its controls allow: extreme settings should give
+a figure with an annotation that explains (see :func:`grpo_core.plots.note`). As a safety net,
+a ``ValueError`` from ``grpo_core``'s input checks becomes such a figure too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from .plots import BOOK_BUILD_ENV, message_figure
+
+__all__ = [
+    "Slider",
+    "Choice",
+    "Explorer",
+    "LiveExplorer",
+    "EXPLORERS",
+    "register",
+    "all_explorers",
+    "get_explorer",
+    "in_colab",
+    "in_book_build",
+]
+
+#: Modules that define explorers; :func:`all_explorers` imports them so the registry is complete.
+EXPLORER_MODULES = ("grpo_core.explorers",)
+
+#: Layout keys that belong to the whole static figure, not to one grid point.
+_FRAME_LAYOUT_DROP = ("template", "margin", "height", "width", "sliders", "updatemenus", "meta")
+
+_SLIDER_BAND_PX = 80  # vertical space one static slider needs under the plot
+_MENU_BAND_PX = 45  # vertical space the row of dropdowns needs above the plot
+
+
+def in_book_build() -> bool:
+    """True while the book is being built (the Sphinx extension sets ``GRPO_BOOK_BUILD=1``)."""
+    return os.environ.get(BOOK_BUILD_ENV) == "1"
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (``google.colab`` importable)."""
+    try:
+        import google.colab  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_colab_manager_enabled = False
+
+
+def _enable_colab_widgets() -> None:
+    """Colab renders only its built-in widgets unless the custom widget manager is on."""
+    global _colab_manager_enabled
+    if _colab_manager_enabled:
+        return
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+    _colab_manager_enabled = True
+
+
+# --------------------------------------------------------------------------------------- controls
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Slider:
+    """A numeric control: ``min..max`` in steps of ``step`` live; ``grid`` values in the static book.
+
+    ``grid`` defaults to every step when that is at most 11 values, else 9 evenly spaced values
+    snapped to the step; the default is always on the grid.
+    """
+
+    name: str
+    min: float
+    max: float
+    step: float
+    default: float
+    label: str | None = None
+    grid: Sequence[float] | None = None
+
+    def __post_init__(self):
+        if not (self.min <= self.default <= self.max):
+            raise ValueError(f"Slider `{self.name}`: default {self.default} is outside [{self.min}, {self.max}].")
+        if self.step <= 0:
+            raise ValueError(f"Slider `{self.name}`: step must be > 0; got {self.step}.")
+
+    @property
+    def integer(self) -> bool:
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in (self.min, self.max, self.step, self.default))
+
+    def _snap(self, v: float):
+        k = round((v - self.min) / self.step)
+        out = self.min + k * self.step
+        return int(out) if self.integer else round(out, 10)
+
+    def values(self) -> list:
+        """The static grid, sorted, containing the default."""
+        if self.grid is not None:
+            vals = list(self.grid)
+        else:
+            n_steps = int(round((self.max - self.min) / self.step))
+            if n_steps + 1 <= 11:
+                vals = [self._snap(self.min + k * self.step) for k in range(n_steps + 1)]
+            else:
+                vals = [self._snap(self.min + (self.max - self.min) * k / 8) for k in range(9)]
+        if self.default not in vals:
+            vals.append(self.default)
+        return sorted(set(vals))
+
+    def ends(self) -> list:
+        return [self.min, self.max]
+
+    def widget(self, continuous_update: bool):
+        import ipywidgets as w
+
+        cls = w.IntSlider if self.integer else w.FloatSlider
+        kwargs = dict(
+            min=self.min,
+            max=self.max,
+            step=self.step,
+            value=self.default,
+            description=self.label or self.name,
+            continuous_update=continuous_update,
+            style={"description_width": "initial"},
+        )
+        if not self.integer:
+            digits = max(0, -math.floor(math.log10(self.step))) if self.step < 1 else 0
+            kwargs["readout_format"] = f".{digits}f"
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A control with named options; ``options`` maps a shown label to the value passed on."""
+
+    name: str
+    options: dict[str, Any]
+    default: str
+    label: str | None = None
+
+    def __post_init__(self):
+        if self.default not in self.options:
+            raise ValueError(f"Choice `{self.name}`: default {self.default!r} is not one of {list(self.options)}.")
+
+    def values(self) -> list:
+        return list(self.options.values())
+
+    def ends(self) -> list:
+        return self.values()
+
+    @property
+    def default_value(self):
+        return self.options[self.default]
+
+    def label_of(self, value) -> str:
+        for k, v in self.options.items():
+            if v == value:
+                return k
+        return _fmt(value)
+
+    def widget(self, continuous_update: bool):
+        import ipywidgets as w
+
+        return w.Dropdown(
+            options=list(self.options.items()),
+            value=self.default_value,
+            description=self.label or self.name,
+            style={"description_width": "initial"},
+        )
+
+
+def _default(control) -> Any:
+    return control.default_value if isinstance(control, Choice) else control.default
+
+
+# --------------------------------------------------------------------------------------- explorer
+
+
+@dataclass
+class Explorer:
+    """Controls plus a pure function ``figure(**values) -> go.Figure``.
+
+    Args:
+        name: registry key, e.g. ``"normalisation"``.
+        title: one line saying what the reader explores.
+        controls: the controls, in the order they are shown.
+        figure: builds the figure from one value per control (keyword arguments named like the
+            controls). Must be fast (the live widgets call it on every move) and must not raise
+            for values the controls allow.
+        continuous_update: live sliders redraw while dragging (True) or on release (False).
+    """
+
+    name: str
+    title: str
+    controls: list
+    figure: Callable[..., go.Figure]
+    continuous_update: bool = True
+    description: str = ""
+
+    def __post_init__(self):
+        names = [c.name for c in self.controls]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Explorer `{self.name}`: control names must be unique; got {names}.")
+
+    def defaults(self) -> dict:
+        return {c.name: _default(c) for c in self.controls}
+
+    def build(self, **values) -> go.Figure:
+        """The figure for ``values`` (missing controls take their defaults).
+
+        A ``ValueError`` raised by the figure function (``grpo_core``'s input checks) becomes a
+        figure whose annotation states the message, so a widget never shows a traceback.
+        """
+        unknown = set(values) - {c.name for c in self.controls}
+        if unknown:
+            raise ValueError(f"Explorer `{self.name}` has no control(s) {sorted(unknown)}; controls: {[c.name for c in self.controls]}.")
+        args = {**self.defaults(), **values}
+        try:
+            return self.figure(**args)
+        except ValueError as err:
+            return message_figure(f"These settings have no figure: {err}")
+
+    # ------------------------------------------------------------------------------- static
+
+    def grid_shape(self) -> list[int]:
+        return [len(c.values()) for c in self.controls]
+
+    def static_figure(self) -> go.Figure:
+        """A plotly figure with sliders/dropdowns over the precomputed grid of every control.
+
+        Each distinct figure of the grid is stored once as a frame; ``layout.meta.grpo_explorer``
+        maps every combination of control indices to its frame. The book renderer's script reads
+        that map and redraws on ``plotly_sliderchange`` / ``plotly_buttonclicked``.
+        """
+        grids = [c.values() for c in self.controls]
+        names = [c.name for c in self.controls]
+        active = [grid.index(_default(c)) for c, grid in zip(self.controls, grids)]
+
+        default_combo = tuple(grid[i] for grid, i in zip(grids, active))
+        frames: list[dict] = []
+        frame_of: list[int] = []
+        seen: dict[str, int] = {}
+        base = None
+        for combo in itertools.product(*grids):
+            fig_json = json.loads(pio.to_json(self.build(**dict(zip(names, combo))), validate=False))
+            if combo == default_combo:
+                base = fig_json
+            layout = {k: v for k, v in fig_json.get("layout", {}).items() if k not in _FRAME_LAYOUT_DROP}
+            frame = {"data": fig_json.get("data", []), "layout": layout}
+            key = json.dumps(frame, sort_keys=True)
+            if key not in seen:
+                seen[key] = len(frames)
+                frames.append({"name": str(len(frames)), **frame})
+            frame_of.append(seen[key])
+
+        fig = go.Figure(base)
+        sliders, menus, kinds = [], [], []
+        n_menus = sum(isinstance(c, Choice) for c in self.controls)
+        for k, (control, grid) in enumerate(zip(self.controls, grids)):
+            if isinstance(control, Choice):
+                kinds.append(["menu", len(menus)])
+                menus.append(
+                    dict(
+                        type="dropdown",
+                        direction="down",
+                        active=active[k],
+                        buttons=[
+                            dict(label=f"{control.label or control.name}: {control.label_of(v)}", method="skip", args=[None])
+                            for v in grid
+                        ],
+                        x=len(menus) / n_menus,
+                        xanchor="left",
+                        y=1.0,
+                        yanchor="bottom",
+                        pad=dict(t=0, b=6),
+                        showactive=True,
+                    )
+                )
+            else:
+                kinds.append(["slider", len(sliders)])
+                sliders.append(
+                    dict(
+                        active=active[k],
+                        currentvalue=dict(prefix=f"{control.label or control.name}: "),
+                        steps=[dict(label=_fmt(v), method="skip", args=[None]) for v in grid],
+                        pad=dict(t=40 + _SLIDER_BAND_PX * len(sliders), b=0),
+                        len=1.0,
+                        x=0.0,
+                        y=0.0,
+                        yanchor="top",
+                    )
+                )
+        height = (fig.layout.height or 450) + _SLIDER_BAND_PX * len(sliders) + (_MENU_BAND_PX if menus else 0)
+        margin = fig.layout.margin.to_plotly_json() if fig.layout.margin else {}
+        margin["b"] = (margin.get("b") or 45) + _SLIDER_BAND_PX * len(sliders)
+        margin["t"] = (margin.get("t") or 30) + (_MENU_BAND_PX if menus else 0)
+        fig.update_layout(
+            sliders=sliders,
+            updatemenus=menus,
+            height=height,
+            margin=margin,
+            meta=dict(grpo_explorer=dict(name=self.name, shape=[len(g) for g in grids], controls=kinds, active=active, frame_of=frame_of)),
+        )
+        fig.frames = [go.Frame(f) for f in frames]
+        return fig
+
+    # ------------------------------------------------------------------------------- live
+
+    def live(self, mode: str | None = None) -> "LiveExplorer":
+        """ipywidgets controls bound to the figure; ``mode`` is ``"figurewidget"`` or ``"rerender"``
+        (default: ``"rerender"`` in Colab, ``"figurewidget"`` elsewhere)."""
+        return LiveExplorer(self, mode)
+
+    def show(self) -> None:
+        """Display the explorer the way the current environment supports (see the module doc)."""
+        from IPython.display import display
+
+        if in_book_build():
+            display(self.static_figure())
+        else:
+            display(self.live().container)
+
+
+class LiveExplorer:
+    """The live form of an :class:`Explorer`: ``controls`` (name -> widget), ``container`` to display,
+    ``figure`` (the ``FigureWidget``, or the last built ``go.Figure`` in re-render mode)."""
+
+    def __init__(self, explorer: Explorer, mode: str | None = None):
+        import ipywidgets as w
+
+        colab = in_colab()
+        if mode is None:
+            mode = "rerender" if colab else "figurewidget"
+        if mode not in ("figurewidget", "rerender"):
+            raise ValueError(f"`mode`={mode!r} is not known; choose 'figurewidget' or 'rerender'.")
+        if colab:
+            _enable_colab_widgets()
+        self.explorer = explorer
+        self.mode = mode
+        self.controls = {c.name: c.widget(explorer.continuous_update) for c in explorer.controls}
+        self.updates = 0
+        first = explorer.build()
+        if mode == "figurewidget":
+            self.figure = go.FigureWidget(first)
+            view = self.figure
+        else:
+            self.figure = first
+            self.output = w.Output()
+            view = self.output
+            self._render()
+        self.container = w.VBox([w.HTML(f"<b>{explorer.title}</b>"), w.HBox(list(self.controls.values()), layout=w.Layout(flex_flow="row wrap")), view])
+        for widget in self.controls.values():
+            widget.observe(self._on_change, names="value")
+
+    def values(self) -> dict:
+        return {name: widget.value for name, widget in self.controls.items()}
+
+    def _on_change(self, _change=None) -> None:
+        new = self.explorer.build(**self.values())
+        self.updates += 1
+        if self.mode == "figurewidget":
+            _replace_figure(self.figure, new)
+        else:
+            self.figure = new
+            self._render()
+
+    def _render(self) -> None:
+        from IPython.display import display
+
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(self.figure)
+
+
+def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
+    """Make ``target`` show ``new`` with one message to the front end."""
+    with target.batch_update():
+        same = len(target.data) == len(new.data) and all(a.type == b.type for a, b in zip(target.data, new.data))
+        if same:
+            for old, fresh in zip(target.data, new.data):
+                old.update(fresh.to_plotly_json(), overwrite=True)
+        else:
+            target.data = ()
+            target.add_traces(list(new.data))
+        target.layout = new.layout
+
+
+# --------------------------------------------------------------------------------------- registry
+
+#: Every explorer of the book, by name.
+EXPLORERS: dict[str, Explorer] = {}
+
+
+def register(explorer: Explorer) -> Explorer:
+    """Add ``explorer`` to :data:`EXPLORERS` (names must be unique) and return it."""
+    if explorer.name in EXPLORERS and EXPLORERS[explorer.name] is not explorer:
+        raise ValueError(f"An explorer named {explorer.name!r} is already registered.")
+    EXPLORERS[explorer.name] = explorer
+    return explorer
+
+
+def all_explorers() -> dict[str, Explorer]:
+    """Import every module that defines explorers and return the registry."""
+    for module in EXPLORER_MODULES:
+        importlib.import_module(module)
+    return EXPLORERS
+
+
+def get_explorer(name: str) -> Explorer:
+    explorers = all_explorers()
+    if name not in explorers:
+        raise ValueError(f"No explorer named {name!r}; choose one of {sorted(explorers)}.")
+    return explorers[name]
