@@ -5,7 +5,9 @@ For each explorer, times ``Explorer.build`` at its default and at both ends of e
 Also times the precomputation of its static figure (build time only, not a reader's wait).
 
 Run: python benchmarks/bench_explorers.py [--repeats 5]
-Target: median under 50 ms and worst under 200 ms per explorer on 2 cores.
+Target: median under 50 ms and worst under 200 ms per explorer on 2 cores. Explorers that redraw
+only when a slider is released (``continuous_update=False``: their figure trains a toy policy)
+are held to worst under 1000 ms instead, and marked "on release".
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from grpo_core.interactive import all_explorers
 
 MEDIAN_TARGET_MS = 50.0
 WORST_TARGET_MS = 200.0
+ON_RELEASE_WORST_MS = 1000.0
 
 
 def settings(explorer):
@@ -49,11 +52,18 @@ def main() -> None:
         explorer.static_figure()
         static_s = time.perf_counter() - t0
         median, worst = statistics.median(times), max(times)
-        good = median < MEDIAN_TARGET_MS and worst < WORST_TARGET_MS
+        if explorer.continuous_update:
+            good, kind = median < MEDIAN_TARGET_MS and worst < WORST_TARGET_MS, "live"
+        else:
+            good, kind = worst < ON_RELEASE_WORST_MS, "on release"
         ok &= good
         n = len(times) // args.repeats
-        print(f"{name:<22} {n:>8} {median:>10.1f} {worst:>9.1f} {static_s:>9.1f}  {'ok' if good else 'TOO SLOW'}")
-    print(f"target: median < {MEDIAN_TARGET_MS:.0f} ms, worst < {WORST_TARGET_MS:.0f} ms: {'met' if ok else 'NOT met'}")
+        verdict = "ok" if good else "TOO SLOW"
+        print(f"{name:<22} {n:>8} {median:>10.1f} {worst:>9.1f} {static_s:>9.1f}  {verdict} ({kind})")
+    print(
+        f"targets: live median < {MEDIAN_TARGET_MS:.0f} ms and worst < {WORST_TARGET_MS:.0f} ms; "
+        f"on release worst < {ON_RELEASE_WORST_MS:.0f} ms: {'met' if ok else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,9 @@ class Slider:
     """A numeric control: ``min..max`` in steps of ``step`` live; ``grid`` values in the static book.
 
     ``grid`` defaults to every step when that is at most 11 values, else 9 evenly spaced values
-    snapped to the step; the default is always on the grid.
+    snapped to the step; the default is always on the grid. ``live_on_grid=True`` makes the live
+    widget a selection slider over the grid values only (for uneven grids such as 0, 0.01, 0.1, 1,
+    or for figure functions slow enough that their results are cached per grid point).
     """
 
     name: str
@@ -113,6 +115,7 @@ class Slider:
     default: float
     label: str | None = None
     grid: Sequence[float] | None = None
+    live_on_grid: bool = False
 
     def __post_init__(self):
         if not (self.min <= self.default <= self.max):
@@ -149,6 +152,14 @@ class Slider:
     def widget(self, continuous_update: bool):
         import ipywidgets as w
 
+        if self.live_on_grid:
+            return w.SelectionSlider(
+                options=[(_fmt(v), v) for v in self.values()],
+                value=self.default,
+                description=self.label or self.name,
+                continuous_update=continuous_update,
+                style={"description_width": "initial"},
+            )
         cls = w.IntSlider if self.integer else w.FloatSlider
         kwargs = dict(
             min=self.min,
@@ -224,6 +235,8 @@ class Explorer:
             controls). Must be fast (the live widgets call it on every move) and must not raise
             for values the controls allow.
         continuous_update: live sliders redraw while dragging (True) or on release (False).
+            Explorers whose figure function trains something (hundreds of milliseconds) set
+            False; ``benchmarks/bench_explorers.py`` holds them to a looser target.
     """
 
     name: str
