@@ -61,6 +61,7 @@ def group_advantages(
     eps: float = 1e-8,
     zero_equal_groups: bool = True,
     zero_if_std_below: float = 0.0,
+    std_floor: float = 0.0,
 ) -> torch.Tensor:
     """Group-normalised advantages (book Eq. ``adv-group``; DeepSeekMath Sec. 4.1.2).
 
@@ -81,6 +82,8 @@ def group_advantages(
             raw arithmetic.
         zero_if_std_below: a group whose std is below this gets exactly 0 (the source notes' guard
             ``if std < 1e-8``). 0 disables it.
+        std_floor: divide by ``max(std, std_floor) + eps``: a minimum std, so that rewards that
+            differ only by noise keep small advantages (a signal-collapse mitigation). 0 disables it.
 
     Returns:
         Advantages with the shape, dtype and device of ``rewards``.
@@ -94,6 +97,7 @@ def group_advantages(
     check_choice(std, "std", _STDS)
     eps = check_nonneg_number(eps, "eps")
     zero_if_std_below = check_nonneg_number(zero_if_std_below, "zero_if_std_below")
+    std_floor = check_nonneg_number(std_floor, "std_floor")
     correction = 0 if std == "population" else 1
 
     mean = grouped.mean(dim=1, keepdim=True)
@@ -101,9 +105,9 @@ def group_advantages(
     group_std = grouped.std(dim=1, correction=correction, keepdim=True)
 
     if scale == "group":
-        adv = centred / (group_std + eps)
+        adv = centred / (group_std.clamp(min=std_floor) + eps)
     elif scale == "batch":
-        adv = centred / (grouped.std(correction=correction) + eps)
+        adv = centred / (grouped.std(correction=correction).clamp(min=std_floor) + eps)
     else:  # "none"
         adv = centred
 
