@@ -1,0 +1,1 @@
+"""Explorers of the chapter 'collapse' (being written)."""
