@@ -1,0 +1,366 @@
+"""GRPO on a small language model: the training loop of the trainer chapter.
+
+One step of :meth:`GRPOTrainer.step` (book chapter 'The training loop', DeepSeekMath Algorithm 1):
+
+1. sample ``prompts_per_step`` training prompts and repeat each ``G`` times;
+2. with no gradient, generate one completion per row from the current policy (all ``B x G`` rows
+   at once), then record ``log pi_old`` (the policy that sampled, which stays fixed for the whole
+   step) and ``log pi_ref`` (the frozen reference) of every completion token;
+3. score the completions with the task's verifiable reward, compute group advantages
+   (:func:`grpo_core.group_advantages` with the configured convention, or a collapse mitigation);
+4. ``mu`` passes over the batch in ``minibatches`` minibatches: recompute ``log pi_theta``, take
+   :func:`grpo_core.grpo_loss` over the completion mask, clip the gradient norm, step the optimiser.
+
+The reference model is never updated; pi_old is the snapshot of step 2, so the ratio is exactly 1
+on the first minibatch of the first pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ._checks import check_choice, check_group_size, check_nonneg_number
+from .advantages import PRESETS, group_advantages, preset_advantages
+from .collapse import dynamic_sampling_keep
+from .kl import KL_ESTIMATORS
+from .models import ModelConfig, TinyGPT, generate, token_logprobs
+from .objective import AGGREGATIONS, grpo_loss
+from .tasks import TOKENIZER, Task, make_task
+
+__all__ = ["GRPOConfig", "GRPOTrainer", "pick_device", "pretrain_base", "evaluate"]
+
+ADVANTAGE_MODES = ("grpo", "rloo") + tuple(PRESETS)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class GRPOConfig:
+    """Every knob of the trainer, named as in the book.
+
+    Task and model: ``task`` ("sort" or "add"), the model size (``d_model``, ``n_layers``,
+    ``n_heads``), the warm-up (``sft_steps`` on demonstrations with ``sft_error_rate``).
+    Sampling: ``G`` completions for each of ``prompts_per_step`` prompts, ``temperature``,
+    ``max_new_tokens`` (None: the task's). Update: ``mu`` passes of ``minibatches`` minibatches,
+    ``lr`` (Adam), ``max_grad_norm``, clip range ``eps_low``/``eps_high``, ``beta`` and the
+    ``kl`` estimator, loss aggregation ``agg``, ``advantages`` ("grpo": group mean and population
+    std; "rloo": leave-one-out mean; or a :data:`grpo_core.PRESETS` name), ``dynamic_sampling``
+    (DAPO: resample prompts until every group has reward spread, up to ``max_resample`` rounds),
+    ``kl_target`` (None: fixed beta; else an adaptive controller keeps KL near it).
+    """
+
+    task: str = "sort"
+    steps: int = 60
+    G: int = 8
+    prompts_per_step: int = 32
+    mu: int = 1
+    minibatches: int = 1
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    eps_low: float = 0.2
+    eps_high: float | None = None
+    beta: float = 0.0
+    kl: str = "k3"
+    agg: str = "seq-mean-token-mean"
+    advantages: str = "grpo"
+    dynamic_sampling: bool = False
+    max_resample: int = 4
+    kl_target: float | None = None
+    temperature: float = 1.0
+    max_new_tokens: int | None = None
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    sft_steps: int = 600
+    sft_batch: int = 128
+    sft_lr: float = 3e-3
+    sft_error_rate: float = 0.9
+    eval_size: int = 512
+    seed: int = 0
+    device: str | None = None
+
+    def check(self) -> None:
+        check_group_size(self.G, "G")
+        for name in ("steps", "prompts_per_step", "mu", "minibatches", "sft_batch", "eval_size", "max_resample"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"`{name}` must be an int >= 1; got {v!r}.")
+        if isinstance(self.sft_steps, bool) or not isinstance(self.sft_steps, int) or self.sft_steps < 0:
+            raise ValueError(f"`sft_steps` must be an int >= 0; got {self.sft_steps!r}.")
+        if (self.prompts_per_step * self.G) % self.minibatches:
+            raise ValueError(
+                f"`minibatches`={self.minibatches} must divide prompts_per_step * G = {self.prompts_per_step * self.G}."
+            )
+        for name in ("lr", "max_grad_norm", "eps_low", "beta", "temperature", "sft_lr"):
+            check_nonneg_number(getattr(self, name), name)
+        if self.temperature == 0:
+            raise ValueError("`temperature` must be > 0 for training: GRPO needs different answers per group.")
+        check_choice(self.kl, "kl", KL_ESTIMATORS)
+        check_choice(self.agg, "agg", AGGREGATIONS)
+        check_choice(self.advantages, "advantages", ADVANTAGE_MODES)
+        make_task(self.task)
+
+    def model_config(self, task: Task) -> ModelConfig:
+        return ModelConfig(
+            vocab_size=TOKENIZER.vocab_size,
+            max_len=task.prompt_len + task.max_new_tokens,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+        )
+
+
+# --------------------------------------------------------------------------- base model
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("GRPO_CORE_CACHE", Path.home() / ".cache" / "grpo_core"))
+
+
+def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyGPT:
+    """The "base model": a :class:`TinyGPT` trained briefly on demonstrations with errors.
+
+    Cross-entropy on the completion tokens of ``sft_steps`` batches of demonstrations, a fraction
+    ``sft_error_rate`` of which have one wrong digit. The result is cached on disk (in
+    ``$GRPO_CORE_CACHE``, default ``~/.cache/grpo_core``) under a hash of every setting that
+    affects it, so the chapter and the CLI pay for it once. Trained on the CPU, deterministically.
+    """
+    task = make_task(cfg.task)
+    mcfg = cfg.model_config(task)
+    keys = dict(task=cfg.task, model=dataclasses.asdict(mcfg), steps=cfg.sft_steps, batch=cfg.sft_batch,
+                lr=cfg.sft_lr, err=cfg.sft_error_rate, seed=cfg.seed, v=1)
+    digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"base-{cfg.task}-{digest}.pt"
+    torch.manual_seed(cfg.seed)
+    model = TinyGPT(mcfg)
+    if use_cache and path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
+    for it in range(cfg.sft_steps):
+        ids = task.sample_ids(cfg.sft_batch, gen)
+        prompts, demos = task.prompts(ids), task.demonstrations(ids, cfg.sft_error_rate, gen)
+        _, length = task.targets(ids)
+        mask = torch.arange(task.max_new_tokens)[None, :] < length[:, None]
+        logp = token_logprobs(model, prompts, demos)
+        loss = -(logp * mask).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in opt.param_groups:  # cosine decay to a tenth
+            group["lr"] = cfg.sft_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / max(cfg.sft_steps, 1))))
+        opt.step()
+        if log is not None and (it + 1) % 100 == 0:
+            log(f"warm-up {it + 1}/{cfg.sft_steps}: loss {loss.item():.3f}")
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: TinyGPT, task: Task, ids: torch.Tensor, *, temperature: float = 1.0, seed: int = 0, device=None) -> float:
+    """Share of the problems ``ids`` solved by one sampled completion each (pass@1 at ``temperature``)."""
+    device = device or next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    prompts = task.prompts(ids).to(device)
+    comp, _, _ = generate(model, prompts, task.max_new_tokens, TOKENIZER.eos_id, TOKENIZER.pad_id,
+                          temperature=temperature, generator=gen)
+    return float(task.reward(ids, comp).mean())
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class AdaptiveBeta:
+    """Proportional KL controller (Ziegler et al. 2019): nudges beta toward holding ``target``."""
+
+    def __init__(self, beta: float, target: float, horizon: int = 50, gain: float = 1.0):
+        self.beta, self.target, self.horizon, self.gain = max(beta, 1e-4), target, horizon, gain
+
+    def update(self, kl: float, n_steps: int) -> float:
+        err = max(-0.2, min(0.2, kl / self.target - 1.0))
+        self.beta *= 1.0 + self.gain * err * n_steps / self.horizon
+        return self.beta
+
+
+def _rloo_advantages(rewards: torch.Tensor, g: int) -> torch.Tensor:
+    r = rewards.view(-1, g)
+    loo = (r.sum(dim=1, keepdim=True) - r) / (g - 1)
+    return (r - loo).reshape(-1)
+
+
+class GRPOTrainer:
+    """GRPO on a :class:`TinyGPT` policy for a verifiable task. ``train()`` runs ``cfg.steps`` steps.
+
+    Attributes: ``policy`` (trained), ``ref`` (frozen copy of the base model), ``history``
+    (one dict of logged metrics per step), ``task``, ``device``, ``samples`` (completions drawn).
+    """
+
+    def __init__(self, cfg: GRPOConfig, base: TinyGPT | None = None, *, log=None):
+        cfg.check()
+        self.cfg = cfg
+        self.task = make_task(cfg.task)
+        self.device = pick_device(cfg.device)
+        self.log = log
+        base = base if base is not None else pretrain_base(cfg, log=log)
+        self.policy = copy.deepcopy(base).to(self.device).train()
+        self.ref = copy.deepcopy(base).to(self.device).eval()
+        for p in self.ref.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 7)
+        self.sample_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 11)
+        self.kl_ctl = AdaptiveBeta(cfg.beta, cfg.kl_target) if cfg.kl_target is not None else None
+        self.max_new = cfg.max_new_tokens or self.task.max_new_tokens
+        self.heldout = self.task.heldout_ids(cfg.eval_size)
+        self.history: list[dict] = []
+        self.samples = 0
+        self._t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ rollout
+
+    @torch.no_grad()
+    def _rollout(self, ids: torch.Tensor) -> dict:
+        cfg = self.cfg
+        rows = ids.repeat_interleave(cfg.G)
+        prompts = self.task.prompts(rows).to(self.device)
+        self.policy.eval()
+        comp, mask, _ = generate(self.policy, prompts, self.max_new, TOKENIZER.eos_id, TOKENIZER.pad_id,
+                                 temperature=cfg.temperature, generator=self.sample_gen)
+        self.policy.train()
+        self.samples += rows.numel()
+        rewards = self.task.reward(rows, comp)
+        return dict(ids=ids, prompts=prompts, comp=comp, mask=mask, rewards=rewards)
+
+    def _advantages(self, rewards: torch.Tensor) -> torch.Tensor:
+        mode = self.cfg.advantages
+        if mode == "grpo":
+            return group_advantages(rewards, self.cfg.G)
+        if mode == "rloo":
+            return _rloo_advantages(rewards, self.cfg.G)
+        return preset_advantages(rewards, self.cfg.G, mode)
+
+    def _batch(self) -> tuple[dict, float]:
+        """A batch of groups; with dynamic sampling, groups without spread are replaced."""
+        cfg = self.cfg
+        batch = self._rollout(self.task.sample_ids(cfg.prompts_per_step, self.gen))
+        zero_std = 1.0 - float(dynamic_sampling_keep(batch["rewards"], cfg.G).float().mean())
+        if not cfg.dynamic_sampling:
+            return batch, zero_std
+        for _ in range(cfg.max_resample):
+            keep = dynamic_sampling_keep(batch["rewards"], cfg.G)
+            if bool(keep.all()):
+                break
+            extra = self._rollout(self.task.sample_ids(cfg.prompts_per_step, self.gen))
+            extra_keep = dynamic_sampling_keep(extra["rewards"], cfg.G)
+            rows_keep = keep.repeat_interleave(cfg.G)
+            rows_extra = extra_keep.repeat_interleave(cfg.G)
+            merged = {k: torch.cat([batch[k][rows_keep] if k != "ids" else batch[k][keep],
+                                    extra[k][rows_extra] if k != "ids" else extra[k][extra_keep]])
+                      for k in batch}
+            n = cfg.prompts_per_step
+            batch = {k: (v[:n] if k == "ids" else v[: n * cfg.G]) for k, v in merged.items()}
+            if batch["ids"].numel() < n:  # still short: top up with fresh groups, spread or not
+                fill = self._rollout(self.task.sample_ids(n - batch["ids"].numel(), self.gen))
+                batch = {k: torch.cat([batch[k], fill[k]]) for k in batch}
+        return batch, zero_std
+
+    # ------------------------------------------------------------------ update
+
+    def step(self) -> dict:
+        cfg = self.cfg
+        t_start = time.perf_counter()
+        batch, zero_std = self._batch()
+        prompts, comp, mask = batch["prompts"], batch["comp"], batch["mask"].float()
+        rewards = batch["rewards"]
+        adv = self._advantages(rewards).to(self.device)
+        with torch.no_grad():
+            old_logp = token_logprobs(self.policy, prompts, comp, cfg.temperature)
+            ref_logp = token_logprobs(self.ref, prompts, comp, cfg.temperature) if cfg.beta > 0 or self.kl_ctl else None
+        t_rollout = time.perf_counter() - t_start
+        beta = self.kl_ctl.beta if self.kl_ctl is not None else cfg.beta
+        n = comp.shape[0]
+        size = n // cfg.minibatches
+        sums: dict[str, float] = {}
+        n_updates = 0
+        for _ in range(cfg.mu):
+            order = torch.randperm(n, generator=self.gen).to(self.device) if cfg.minibatches > 1 else torch.arange(n, device=self.device)
+            for k in range(cfg.minibatches):
+                rows = order[k * size : (k + 1) * size]
+                logp = token_logprobs(self.policy, prompts[rows], comp[rows], cfg.temperature)
+                loss, metrics = grpo_loss(
+                    logp, old_logp[rows], None if ref_logp is None else ref_logp[rows], adv[rows], mask[rows],
+                    eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=beta if ref_logp is not None else 0.0,
+                    kl=cfg.kl, agg=cfg.agg, max_len=self.max_new,
+                )
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+                metrics["grad_norm"] = float(grad_norm)
+                metrics["loss"] = float(loss.detach())
+                for key, v in metrics.items():
+                    if not math.isnan(v):
+                        sums[key] = sums.get(key, 0.0) + v
+                n_updates += 1
+        with torch.no_grad():
+            logits = self.policy(torch.cat([prompts, comp], 1)[:, :-1])[:, prompts.shape[1] - 1 :] / cfg.temperature
+            logp_all = torch.log_softmax(logits.float(), -1)
+            entropy = float((-(logp_all.exp() * logp_all).sum(-1) * mask).sum() / mask.sum())
+            kl_now = float(((old_logp - ref_logp) * mask).sum() / mask.sum()) if ref_logp is not None else float("nan")
+        if self.kl_ctl is not None and not math.isnan(kl_now):
+            self.kl_ctl.update(kl_now, 1)
+        grouped = rewards.view(-1, cfg.G)
+        record = {
+            "step": len(self.history) + 1,
+            "reward_mean": float(rewards.mean()),
+            "reward_std_within": float(grouped.std(dim=1, correction=0).mean()),
+            "zero_std_frac": zero_std,
+            "kl": kl_now,
+            "beta": beta,
+            "entropy": entropy,
+            "completion_len": float(mask.sum(1).mean()),
+            "samples": self.samples,
+            "rollout_s": t_rollout,
+            "step_s": time.perf_counter() - t_start,
+            "wall_s": time.perf_counter() - self._t0,
+        }
+        record.update({k: v / n_updates for k, v in sums.items() if k in ("clip_frac", "clip_frac_low", "clip_frac_high", "grad_norm", "loss", "ratio_mean")})
+        self.history.append(record)
+        return record
+
+    def evaluate(self, seed: int = 0) -> float:
+        """Held-out success (pass@1, sampling at the training temperature)."""
+        self.policy.eval()
+        try:
+            return evaluate(self.policy, self.task, self.heldout, temperature=self.cfg.temperature, seed=seed, device=self.device)
+        finally:
+            self.policy.train()
+
+    def train(self, *, callback=None, eval_every: int = 0) -> list[dict]:
+        """Run ``cfg.steps`` steps; ``callback(record)`` after each, e.g. for live curves."""
+        for _ in range(self.cfg.steps):
+            record = self.step()
+            if eval_every and record["step"] % eval_every == 0:
+                record["heldout"] = self.evaluate()
+            if callback is not None:
+                callback(record)
+        return self.history

@@ -1,0 +1,151 @@
+"""The GRPO trainer's pieces, and a short run that learns."""
+
+import json
+import os
+
+import pytest
+import torch
+
+import grpo_core.trainer as trainer_mod
+from grpo_core import group_advantages
+from grpo_core.models import token_logprobs
+from grpo_core.train import main as cli_main
+from grpo_core.trainer import GRPOConfig, GRPOTrainer, pretrain_base
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache(tmp_path_factory):
+    """Base models are cached per test module in a temporary folder (never the user's cache)."""
+    old = os.environ.get("GRPO_CORE_CACHE")
+    os.environ["GRPO_CORE_CACHE"] = str(tmp_path_factory.mktemp("grpo_cache"))
+    yield
+    if old is None:
+        del os.environ["GRPO_CORE_CACHE"]
+    else:
+        os.environ["GRPO_CORE_CACHE"] = old
+
+
+def tiny(**kw):
+    base = dict(task="sort", d_model=32, n_layers=1, n_heads=2, sft_steps=60, sft_batch=64,
+                prompts_per_step=8, G=4, steps=3, eval_size=64, device="cpu")
+    base.update(kw)
+    return GRPOConfig(**base)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    calls = []
+    real = trainer_mod.grpo_loss
+
+    def spy(logp, old_logp, ref_logp, adv, mask, **kw):
+        calls.append(dict(logp=logp.detach().clone(), old=old_logp.clone(), adv=adv.clone(), mask=mask.clone(), **kw))
+        return real(logp, old_logp, ref_logp, adv, mask, **kw)
+
+    monkeypatch.setattr(trainer_mod, "grpo_loss", spy)
+    return calls
+
+
+def test_pi_old_is_fixed_across_inner_passes_and_the_first_ratio_is_one(captured, monkeypatch):
+    # nonzero advantages, so that the policy moves even if the tiny base model solves nothing
+    monkeypatch.setattr(GRPOTrainer, "_advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
+    tr = GRPOTrainer(tiny(mu=3, minibatches=1))
+    rec = tr.step()
+    assert len(captured) == 3
+    assert all(torch.equal(c["old"], captured[0]["old"]) for c in captured)
+    first = captured[0]
+    assert torch.equal(first["logp"] * first["mask"], first["old"] * first["mask"])  # ratio exactly 1
+    assert not torch.equal(captured[2]["logp"], captured[0]["logp"])  # the policy moved
+    assert rec["ratio_mean"] != 1.0 or rec["clip_frac"] == 0.0
+
+
+def test_advantages_are_group_advantages_broadcast_per_completion(captured, monkeypatch):
+    rewards_seen = []
+    real_adv = GRPOTrainer._advantages
+
+    def record(self, rewards):
+        rewards_seen.append(rewards.clone())
+        return real_adv(self, rewards)
+
+    monkeypatch.setattr(GRPOTrainer, "_advantages", record)
+    tr = GRPOTrainer(tiny())
+    tr.step()
+    adv = captured[0]["adv"]
+    assert adv.shape == (8 * 4,)
+    assert torch.allclose(adv, group_advantages(rewards_seen[0], 4))
+
+
+def test_padding_is_masked(captured):
+    tr = GRPOTrainer(tiny())
+    tr.step()
+    mask = captured[0]["mask"]
+    assert mask.dtype == torch.float32 and set(mask.unique().tolist()) <= {0.0, 1.0}
+    # once a row is masked, it stays masked (nothing after <eos> counts)
+    assert (mask[:, 1:] <= mask[:, :-1]).all()
+
+
+def test_reference_model_is_never_updated(monkeypatch):
+    monkeypatch.setattr(GRPOTrainer, "_advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
+    tr = GRPOTrainer(tiny(beta=0.1, steps=2))
+    before = [p.clone() for p in tr.ref.parameters()]
+    policy_before = [p.clone() for p in tr.policy.parameters()]
+    tr.train()
+    assert all(torch.equal(a, b) for a, b in zip(before, tr.ref.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(policy_before, tr.policy.parameters()))
+    assert all(not p.requires_grad for p in tr.ref.parameters())
+
+
+def test_dynamic_sampling_fills_the_batch_with_groups_that_have_spread():
+    tr = GRPOTrainer(tiny(dynamic_sampling=True, max_resample=8))
+    coin = torch.Generator().manual_seed(0)
+    # a stand-in verifier: each answer right with probability 0.3, so about a quarter of the
+    # groups of 4 have no spread (0.7**4 + 0.3**4) and must be replaced
+    tr.task = type(tr.task)()
+    object.__setattr__(tr.task, "reward", lambda ids, comp: (torch.rand(ids.numel(), generator=coin) < 0.3).float())
+    batch, first_zero_std = tr._batch()
+    r = batch["rewards"].view(-1, 4)
+    assert batch["ids"].numel() == 8 and r.shape == (8, 4) and batch["comp"].shape[0] == 32
+    assert (r.amax(1) != r.amin(1)).all()
+    assert tr.samples > 32  # it had to sample more than one batch
+
+
+def test_adaptive_beta_moves_toward_the_target():
+    ctl = trainer_mod.AdaptiveBeta(beta=0.1, target=0.05, horizon=10)
+    ctl.update(kl=1.0, n_steps=1)  # far above: error clipped to +0.2
+    assert ctl.beta == pytest.approx(0.1 * 1.02)
+    ctl.update(kl=0.0, n_steps=1)  # far below: -0.2
+    assert ctl.beta == pytest.approx(0.1 * 1.02 * 0.98)
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [(dict(G=1), "`G` must be at least 2"), (dict(minibatches=3), "`minibatches`=3 must divide"),
+     (dict(temperature=0.0), "`temperature` must be > 0"), (dict(advantages="ppo"), "`advantages`='ppo'"),
+     (dict(task="chess"), "`name`='chess'")],
+)
+def test_config_errors(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        tiny(**kwargs).check()
+
+
+def test_short_run_beats_the_base_model():
+    torch.manual_seed(0)
+    cfg = tiny(d_model=48, n_layers=2, n_heads=4, sft_steps=250, sft_batch=128, prompts_per_step=32, G=8,
+               steps=25, eval_size=256, lr=1e-3)
+    tr = GRPOTrainer(cfg)
+    before = tr.evaluate()
+    tr.train()
+    after = tr.evaluate()
+    assert after > before + 0.15, (before, after)
+
+
+def test_cli_prints_one_json_line(capsys):
+    result = cli_main(["--steps", "2", "--quiet", "--set", "sft_steps=20", "--set", "d_model=32",
+                       "--set", "n_layers=1", "--set", "prompts_per_step=4", "--set", "G=4", "--set", "eval_size=32",
+                       "--device", "cpu"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    parsed = json.loads(lines[0])
+    assert parsed == json.loads(json.dumps(result))
+    for key in ("heldout_before", "heldout_after", "wall_s", "peak_memory_mb", "samples"):
+        assert key in parsed
+    assert parsed["samples"] == 2 * 4 * 4
