@@ -12,7 +12,16 @@ and explained in the book:
 
 from .advantages import PRESETS, bernoulli_advantages, group_advantages, preset_advantages
 from .kl import KL_ESTIMATORS, kl_estimate, kl_k1, kl_k2, kl_k3
-from .objective import AGGREGATIONS, aggregate, clipped_surrogate, grpo_loss
+from .objective import (
+    AGGREGATIONS,
+    SEQUENCE_RATIOS,
+    aggregate,
+    aggregation_weights,
+    clip_active,
+    clipped_surrogate,
+    grpo_loss,
+    sequence_log_ratio,
+)
 from .rewards import DISTRIBUTIONS, ParamSpec, RewardDistribution, make_distribution
 from . import plots
 
@@ -36,6 +45,10 @@ __all__ = [
     "aggregate",
     "grpo_loss",
     "AGGREGATIONS",
+    "aggregation_weights",
+    "clip_active",
+    "sequence_log_ratio",
+    "SEQUENCE_RATIOS",
     "DISTRIBUTIONS",
     "ParamSpec",
     "RewardDistribution",

@@ -23,7 +23,16 @@ from ._checks import (
 )
 from .kl import KL_ESTIMATORS, kl_estimate
 
-__all__ = ["clipped_surrogate", "aggregate", "grpo_loss", "AGGREGATIONS"]
+__all__ = [
+    "clipped_surrogate",
+    "aggregate",
+    "grpo_loss",
+    "AGGREGATIONS",
+    "clip_active",
+    "aggregation_weights",
+    "sequence_log_ratio",
+    "SEQUENCE_RATIOS",
+]
 
 #: Loss aggregation modes (verl's names; TRL's ``loss_type`` in brackets).
 AGGREGATIONS = {
@@ -219,3 +228,116 @@ def grpo_loss(
             "kl_loss": float(kl_loss),
         }
     return loss, metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# Tools of the chapter "Deriving the GRPO objective": where the clip acts, what weight each token
+# gets from the aggregation, and one ratio per answer instead of one per token.
+
+
+def clip_active(logp, old_logp, advantages, eps_low: float = 0.2, eps_high: float | None = None) -> torch.Tensor:
+    """Where the clip of :func:`clipped_surrogate` switches a token's gradient off (book Eq. ``clip-cases``).
+
+    The clipped term wins the ``min`` and is flat in the ratio exactly when::
+
+        r > 1 + eps_high  and  A > 0     (the answer is already more likely than the bound allows)
+        r < 1 - eps_low   and  A < 0     (the answer is already less likely than the bound allows)
+
+    The inequalities are strict: at ``r = 1 + eps_high`` itself autograd still passes the gradient
+    (``clamp`` is inclusive). These are the tokens ``grpo_loss`` counts in ``clip_frac``.
+
+    Args:
+        logp, old_logp, advantages, eps_low, eps_high: as in :func:`clipped_surrogate`.
+
+    Returns:
+        A bool tensor of ``logp``'s shape; combine it with the padding mask yourself.
+    """
+    lo, hi = _check_eps(eps_low, eps_high)
+    lp, ratio = _ratio(logp, old_logp)
+    adv = _broadcast_advantages(advantages, lp)
+    ratio = ratio.detach()
+    return ((ratio > 1.0 + hi) & (adv > 0)) | ((ratio < 1.0 - lo) & (adv < 0))
+
+
+def aggregation_weights(mask, mode: str = "seq-mean-token-mean", max_len: int | None = None) -> torch.Tensor:
+    """The weight ``w_it`` of each token in :func:`aggregate`: ``aggregate(v, mask, mode) = sum_it w_it v_it``.
+
+    Closed form (book Eq. ``aggregation``), with ``B`` answers and ``L_i`` the length of answer i::
+
+        "seq-mean-token-mean":     w_it = m_it / (B L_i)          (a token of a short answer weighs more)
+        "token-mean":              w_it = m_it / sum_j L_j        (every token alike)
+        "seq-mean-token-sum":      w_it = m_it / B                (every token alike; grows with length)
+        "seq-mean-token-sum-norm": w_it = m_it / (B max_len)      (every token alike, a constant)
+
+    Because :func:`aggregate` is linear in the values, these are also its gradient with respect
+    to them (the tests check both). Padding and empty answers get weight 0.
+
+    Args:
+        mask: ``[B, T]`` 0/1 or bool, 1 for a real token.
+        mode: one of :data:`AGGREGATIONS`.
+        max_len: the constant of ``"seq-mean-token-sum-norm"`` (default T).
+
+    Returns:
+        ``[B, T]`` weights in the default float dtype (float64 if ``mask`` is float64).
+    """
+    m0 = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(mask)
+    if m0.dim() != 2:
+        raise ValueError(f"`mask` must be [B, T] (answers x tokens); got shape {tuple(m0.shape)}.")
+    like = torch.empty(m0.shape, dtype=m0.dtype if m0.is_floating_point() else torch.get_default_dtype(), device=m0.device)
+    m = as_mask(m0, like)
+    check_choice(mode, "mode", AGGREGATIONS)
+    n_seq = m.shape[0]
+    lengths = m.sum(dim=1, keepdim=True)
+    if mode == "seq-mean-token-mean":
+        return m / (n_seq * lengths.clamp(min=1.0))
+    if mode == "token-mean":
+        return m / lengths.sum().clamp(min=1.0)
+    if mode == "seq-mean-token-sum":
+        return m / n_seq
+    if max_len is None:
+        max_len = m.shape[1]
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"`max_len` must be a positive int (the generation limit); got {max_len!r}.")
+    return m / (n_seq * max_len)
+
+
+#: How :func:`sequence_log_ratio` turns per-token log-ratios into one per answer.
+SEQUENCE_RATIOS = {
+    "sum": "log of the likelihood ratio of the whole answer, prod_t r_it (seed notes 3.2)",
+    "mean": "length-normalised: log of the geometric mean of the r_it (GSPO's s_i)",
+}
+
+
+def sequence_log_ratio(logp, old_logp, mask, mode: str = "mean") -> torch.Tensor:
+    """One log-ratio per answer from per-token log-probabilities (book Eq. ``gspo-ratio``).
+
+    With ``d_it = log pi_theta(o_it) - log pi_old(o_it)`` over the real tokens of answer i::
+
+        "sum":  log rho_i = sum_t d_it          rho_i = pi_theta(o_i) / pi_old(o_i), the exact
+                                                importance weight of the answer (seed notes 3.2)
+        "mean": log s_i   = (1/L_i) sum_t d_it  GSPO (Zheng et al. 2025), the geometric mean of
+                                                the per-token ratios
+
+    ``exp`` of the result is the ratio. It can be passed as ``logp`` (with ``old_logp = 0``) to
+    :func:`clipped_surrogate` to clip at the sequence level. ``old_logp`` gets no gradient; an
+    answer without tokens gets log-ratio 0.
+
+    Args:
+        logp: ``[B, T]`` log pi_theta of the sampled tokens (with gradient).
+        old_logp: ``[B, T]`` log pi_old of the same tokens.
+        mask: ``[B, T]`` 0/1, 1 for a real token.
+        mode: ``"sum"`` or ``"mean"`` (see :data:`SEQUENCE_RATIOS`).
+
+    Returns:
+        ``[B]`` log-ratios.
+    """
+    check_choice(mode, "mode", SEQUENCE_RATIOS)
+    lp, _ = _ratio(logp, old_logp)
+    if lp.dim() != 2:
+        raise ValueError(f"`logp` must be [B, T] (answers x tokens); got shape {tuple(lp.shape)}.")
+    old = as_float_tensor(old_logp, "old_logp").to(device=lp.device, dtype=lp.dtype)
+    m = as_mask(mask, lp)
+    total = ((lp - old.detach()) * m).sum(dim=1)
+    if mode == "sum":
+        return total
+    return total / m.sum(dim=1).clamp(min=1.0)
