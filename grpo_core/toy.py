@@ -18,10 +18,10 @@ import torch
 
 from ._checks import check_choice, check_group_size, check_nonneg_number
 from .advantages import PRESETS, preset_advantages
-from .kl import KL_ESTIMATORS
+from .kl import KL_ESTIMATORS, kl_estimate
 from .objective import AGGREGATIONS, grpo_loss
 
-__all__ = ["Bandit", "make_bandit", "expected_reward", "exact_kl", "ToyConfig", "train_toy", "KLController"]
+__all__ = ["Bandit", "make_bandit", "expected_reward", "exact_kl", "ToyConfig", "train_toy", "KLController", "KL_PLACEMENTS"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> float:
     return float((logp.exp() * (logp - logq)).sum())
 
 
+#: Where :func:`train_toy` puts the KL penalty (:attr:`ToyConfig.kl_in`).
+KL_PLACEMENTS = ("loss", "reward")
+
+
 class KLController(Protocol):
     """What :func:`train_toy` needs of an adaptive KL coefficient: the current ``beta``, and an
     ``update(kl, n_steps)`` called after every step with the measured KL."""
@@ -101,6 +105,12 @@ class ToyConfig:
     lr: SGD learning rate on the logits. eps_low, eps_high: clip range. beta: KL coefficient
     (ignored if a controller is passed). kl: estimator in the loss. agg: loss aggregation.
     advantages: a :data:`grpo_core.PRESETS` name. seed: sampling seed.
+    kl_in: where the KL penalty goes. ``"loss"`` (GRPO, DeepSeekMath Eq. 3): ``beta`` times the
+    estimator ``kl`` of every sampled answer is added to the loss and differentiated.
+    ``"reward"`` (PPO for language models): each sampled answer's reward becomes
+    ``r - beta * kl_estimate(log pi_old, log pi_ref)``, computed once at sampling time and not
+    differentiated; advantages are computed from these shaped rewards and the loss has no KL
+    term. ``kl="k1"`` gives the usual penalty ``beta * log(pi_old / pi_ref)``.
     """
 
     G: int = 8
@@ -115,6 +125,7 @@ class ToyConfig:
     agg: str = "seq-mean-token-mean"
     advantages: str = "seed-notes"
     seed: int = 0
+    kl_in: str = "loss"
 
     def check(self) -> None:
         check_group_size(self.G, "G")
@@ -127,6 +138,7 @@ class ToyConfig:
         check_choice(self.kl, "kl", KL_ESTIMATORS)
         check_choice(self.agg, "agg", AGGREGATIONS)
         check_choice(self.advantages, "advantages", PRESETS)
+        check_choice(self.kl_in, "kl_in", KL_PLACEMENTS)
 
 
 def train_toy(
@@ -145,8 +157,9 @@ def train_toy(
     History keys: ``reward`` (exact expected reward after the step), ``kl`` (exact
     KL(pi_theta || pi_ref)), ``kl_estimate`` (the loss's estimator, averaged over the sampled
     answers, at the last inner step), ``clip_frac`` (mean over the inner steps), ``beta`` (the
-    coefficient used), ``zero_std`` (share of groups without spread). Also ``logits``: the final
-    logits, as a list.
+    coefficient used), ``zero_std`` (share of groups whose task rewards have no spread). Also
+    ``logits``: the final logits, as a list. With ``config.kl_in == "reward"`` the penalty is
+    folded into the rewards before the advantages (see :class:`ToyConfig`).
     """
     cfg = config or ToyConfig()
     cfg.check()
@@ -163,15 +176,20 @@ def train_toy(
             old_logp_all = torch.log_softmax(logits, -1)
             idx = torch.multinomial(old_logp_all.exp(), n, replacement=True, generator=gen)
             rewards = bandit.rewards[idx].view(cfg.groups, cfg.G)
-            adv = preset_advantages(rewards, cfg.G, cfg.advantages).reshape(n)
             old_logp = old_logp_all[idx][:, None]
             ref_logp = ref_logp_all[idx][:, None]
+            scored = rewards
+            if cfg.kl_in == "reward":
+                penalty = kl_estimate(old_logp, ref_logp, cfg.kl).view(cfg.groups, cfg.G)
+                scored = rewards - beta * penalty
+            adv = preset_advantages(scored, cfg.G, cfg.advantages).reshape(n)
+        loss_beta = beta if cfg.kl_in == "loss" else 0.0
         clip = 0.0
         for _ in range(cfg.mu):
             logp = torch.log_softmax(logits, -1)[idx][:, None]
             loss, metrics = grpo_loss(
                 logp, old_logp, ref_logp, adv, mask,
-                eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=beta, kl=cfg.kl, agg=cfg.agg,
+                eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=loss_beta, kl=cfg.kl, agg=cfg.agg,
             )
             (grad,) = torch.autograd.grad(loss, logits)
             with torch.no_grad():
