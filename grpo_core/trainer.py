@@ -32,7 +32,8 @@ import torch
 from ._checks import check_choice, check_group_size, check_nonneg_number
 from .advantages import PRESETS, group_advantages, preset_advantages
 from .collapse import dynamic_sampling_keep
-from .kl import KL_ESTIMATORS
+from .kl import KL_ESTIMATORS, kl_estimate
+from .kl_control import AdaptiveKLController
 from .models import ModelConfig, TinyGPT, generate, token_logprobs
 from .objective import AGGREGATIONS, grpo_loss
 from .tasks import TOKENIZER, Task, make_task
@@ -189,18 +190,6 @@ def evaluate(model: TinyGPT, task: Task, ids: torch.Tensor, *, temperature: floa
 # --------------------------------------------------------------------------- trainer
 
 
-class AdaptiveBeta:
-    """Proportional KL controller (Ziegler et al. 2019): nudges beta toward holding ``target``."""
-
-    def __init__(self, beta: float, target: float, horizon: int = 50, gain: float = 1.0):
-        self.beta, self.target, self.horizon, self.gain = max(beta, 1e-4), target, horizon, gain
-
-    def update(self, kl: float, n_steps: int) -> float:
-        err = max(-0.2, min(0.2, kl / self.target - 1.0))
-        self.beta *= 1.0 + self.gain * err * n_steps / self.horizon
-        return self.beta
-
-
 def _rloo_advantages(rewards: torch.Tensor, g: int) -> torch.Tensor:
     r = rewards.view(-1, g)
     loo = (r.sum(dim=1, keepdim=True) - r) / (g - 1)
@@ -228,7 +217,8 @@ class GRPOTrainer:
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.sample_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 11)
-        self.kl_ctl = AdaptiveBeta(cfg.beta, cfg.kl_target) if cfg.kl_target is not None else None
+        self.kl_ctl = (AdaptiveKLController(init_beta=max(cfg.beta, 1e-3), target=cfg.kl_target)
+                       if cfg.kl_target is not None else None)
         self.max_new = cfg.max_new_tokens or self.task.max_new_tokens
         self.heldout = self.task.heldout_ids(cfg.eval_size)
         self.history: list[dict] = []
@@ -325,7 +315,9 @@ class GRPOTrainer:
             logits = self.policy(torch.cat([prompts, comp], 1)[:, :-1])[:, prompts.shape[1] - 1 :] / cfg.temperature
             logp_all = torch.log_softmax(logits.float(), -1)
             entropy = float((-(logp_all.exp() * logp_all).sum(-1) * mask).sum() / mask.sum())
-            kl_now = float(((old_logp - ref_logp) * mask).sum() / mask.sum()) if ref_logp is not None else float("nan")
+            # KL(pi_old || pi_ref) per token, k3 on the sampled tokens: unbiased and never negative
+            kl_now = (float((kl_estimate(old_logp, ref_logp, "k3") * mask).sum() / mask.sum())
+                      if ref_logp is not None else float("nan"))
         if self.kl_ctl is not None and not math.isnan(kl_now):
             self.kl_ctl.update(kl_now, 1)
         grouped = rewards.view(-1, cfg.G)
