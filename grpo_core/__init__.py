@@ -10,7 +10,7 @@ and explained in the book:
 - :mod:`grpo_core.interactive`: explorers, live in a kernel and static in the built book.
 """
 
-from .advantages import PRESETS, bernoulli_advantages, group_advantages, preset_advantages
+from .advantages import PRESETS, bernoulli_advantages, group_advantages, loo_advantages, preset_advantages
 from .kl import KL_ESTIMATORS, kl_estimate, kl_k1, kl_k2, kl_k3
 from .objective import (
     AGGREGATIONS,
@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "group_advantages",
     "preset_advantages",
+    "loo_advantages",
     "bernoulli_advantages",
     "PRESETS",
     "kl_k1",

@@ -19,7 +19,7 @@ import torch
 
 from ._checks import as_float_tensor, check_choice, check_finite, check_group_size, check_nonneg_number
 
-__all__ = ["group_advantages", "preset_advantages", "bernoulli_advantages", "PRESETS"]
+__all__ = ["group_advantages", "loo_advantages", "preset_advantages", "bernoulli_advantages", "PRESETS"]
 
 _SCALES = ("group", "batch", "none")
 _STDS = ("population", "sample")
@@ -118,6 +118,21 @@ def group_advantages(
         degenerate |= group_std < zero_if_std_below
     adv = torch.where(degenerate, torch.zeros_like(adv), adv)
     return adv.reshape(shape)
+
+
+def loo_advantages(rewards, group_size: int) -> torch.Tensor:
+    """Leave-one-out advantages (RLOO, Ahmadian et al. 2024; book Eq. ``mean-vs-loo``)::
+
+        A_i = r_i - (1 / (G - 1)) sum_{j != i} r_j  =  G / (G - 1) * (r_i - mean(r))
+
+    The baseline of answer i does not depend on answer i, so the policy-gradient estimate is
+    unbiased; it is the mean-only (Dr. GRPO) advantage scaled by ``G / (G - 1)``. Same shape and
+    input checks as :func:`group_advantages`.
+    """
+    grouped, shape = _grouped(rewards, group_size)
+    g = grouped.shape[1]
+    loo_mean = (grouped.sum(dim=1, keepdim=True) - grouped) / (g - 1)
+    return (grouped - loo_mean).reshape(shape)
 
 
 #: Conventions of the implementations the book compares, as keyword arguments of

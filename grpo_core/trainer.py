@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ._checks import check_choice, check_group_size, check_nonneg_number
-from .advantages import PRESETS, group_advantages, preset_advantages
+from .advantages import PRESETS, group_advantages, loo_advantages, preset_advantages
 from .collapse import dynamic_sampling_keep
 from .kl import KL_ESTIMATORS, kl_estimate
 from .kl_control import AdaptiveKLController
@@ -190,12 +190,6 @@ def evaluate(model: TinyGPT, task: Task, ids: torch.Tensor, *, temperature: floa
 # --------------------------------------------------------------------------- trainer
 
 
-def _rloo_advantages(rewards: torch.Tensor, g: int) -> torch.Tensor:
-    r = rewards.view(-1, g)
-    loo = (r.sum(dim=1, keepdim=True) - r) / (g - 1)
-    return (r - loo).reshape(-1)
-
-
 class GRPOTrainer:
     """GRPO on a :class:`TinyGPT` policy for a verifiable task. ``train()`` runs ``cfg.steps`` steps.
 
@@ -245,7 +239,7 @@ class GRPOTrainer:
         if mode == "grpo":
             return group_advantages(rewards, self.cfg.G)
         if mode == "rloo":
-            return _rloo_advantages(rewards, self.cfg.G)
+            return loo_advantages(rewards, self.cfg.G)
         return preset_advantages(rewards, self.cfg.G, mode)
 
     def _batch(self) -> tuple[dict, float]:

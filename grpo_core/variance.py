@@ -33,7 +33,7 @@ from typing import ClassVar
 import torch
 
 from ._checks import as_float_tensor, check_choice, check_finite, check_group_size
-from .advantages import bernoulli_advantages, group_advantages
+from .advantages import bernoulli_advantages, group_advantages, loo_advantages
 from .rewards import (
     Bernoulli,
     BernoulliBeta,
@@ -505,7 +505,7 @@ def gradient_estimates(
         v = torch.gather(ps.rewards.expand(n, P, K), 2, hist).mean(dim=2, keepdim=True)
         adv = r - v
     elif estimator == "rloo":
-        adv = r - (r.sum(dim=2, keepdim=True) - r) / (g - 1)
+        adv = loo_advantages(r.reshape(n * P, g), g).view(n, P, g)
     else:
         scale = "none" if estimator == "dr-grpo" else "group"
         adv = group_advantages(r.reshape(n * P, g), g, scale=scale, eps=0.0).view(n, P, g)

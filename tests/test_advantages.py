@@ -7,7 +7,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from grpo_core import PRESETS, bernoulli_advantages, group_advantages, preset_advantages
+from grpo_core import PRESETS, bernoulli_advantages, group_advantages, loo_advantages, preset_advantages
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -296,3 +296,14 @@ def test_seed_notes_guard_misses_the_rounding_residue_of_larger_rewards():
     assert torch.equal(seed, _seed_notes_loop(r, 8))
     assert (seed.abs() > 0.5).all() and (seed == seed[0]).all()
     assert torch.equal(group_advantages(r, 8), torch.zeros(8))  # the exact-equality guard
+
+
+def test_loo_advantages_hand_values_and_relation_to_mean_only():
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    # answer 1: 1 - 0 = 1; others: 0 - 1/3
+    assert torch.allclose(loo_advantages(r, 4), torch.tensor([1.0, -1 / 3, -1 / 3, -1 / 3]))
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    assert torch.allclose(loo_advantages(x, 5), 5 / 4 * group_advantages(x, 5, scale="none"))
+    with pytest.raises(ValueError, match="`group_size` must be at least 2"):
+        loo_advantages([1.0], 1)
