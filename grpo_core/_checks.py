@@ -55,6 +55,13 @@ def check_group_size(group_size, name: str = "group_size") -> int:
     return group_size
 
 
+def check_int(value, name: str, minimum: int = 1, hint: str = "") -> int:
+    """``value`` must be an int (not a bool) of at least ``minimum``; ``hint`` says what it is."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}{hint}; got {value!r}.")
+    return value
+
+
 def check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
     if a.shape != b.shape:
         raise ValueError(

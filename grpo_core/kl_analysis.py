@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._checks import as_float_tensor, check_choice, check_finite, check_nonneg_number
+from ._checks import as_float_tensor, check_choice, check_finite, check_int, check_nonneg_number
 from .kl import KL_ESTIMATORS, kl_estimate
 
 __all__ = [
@@ -82,9 +82,7 @@ def _real(value, name: str) -> float:
 
 
 def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1; got {value!r}.")
-    return value
+    return check_int(value, name)
 
 
 # ------------------------------------------------------------------------------------ exact KL

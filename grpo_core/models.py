@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._checks import check_int
+
 __all__ = ["ModelConfig", "TinyGPT", "ValueHead", "generate", "token_logprobs"]
 
 
@@ -32,9 +34,7 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "mlp_mult"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int; got {v!r}.")
+            check_int(getattr(self, name), name)
         if self.d_model % self.n_heads:
             raise ValueError(f"`d_model`={self.d_model} must be a multiple of `n_heads`={self.n_heads}.")
 

@@ -17,6 +17,7 @@ from ._checks import (
     as_float_tensor,
     as_mask,
     check_choice,
+    check_int,
     check_finite,
     check_nonneg_number,
     check_same_shape,
@@ -76,6 +77,13 @@ def _ratio(logp, old_logp) -> tuple[torch.Tensor, torch.Tensor]:
     check_finite(lp, "logp")
     check_finite(old, "old_logp")
     return lp, torch.exp(lp - old.detach())
+
+
+def _max_len(max_len, padded_len: int) -> int:
+    """The constant of ``"seq-mean-token-sum-norm"``: ``max_len``, or the padded length T if None."""
+    if max_len is None:
+        return padded_len
+    return check_int(max_len, "max_len", 1, " (the generation limit)")
 
 
 def clipped_surrogate(logp, old_logp, advantages, eps_low: float = 0.2, eps_high: float | None = None) -> torch.Tensor:
@@ -140,11 +148,7 @@ def aggregate(values, mask, mode: str = "seq-mean-token-mean", max_len: int | No
         return masked.sum() / lengths.sum().clamp(min=1.0)
     if mode == "seq-mean-token-sum":
         return masked.sum(dim=1).mean()
-    if max_len is None:
-        max_len = v.shape[1]
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"`max_len` must be a positive int (the generation limit); got {max_len!r}.")
-    return masked.sum() / (n_seq * max_len)
+    return masked.sum() / (n_seq * _max_len(max_len, v.shape[1]))
 
 
 def grpo_loss(
@@ -294,11 +298,7 @@ def aggregation_weights(mask, mode: str = "seq-mean-token-mean", max_len: int | 
         return m / lengths.sum().clamp(min=1.0)
     if mode == "seq-mean-token-sum":
         return m / n_seq
-    if max_len is None:
-        max_len = m.shape[1]
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"`max_len` must be a positive int (the generation limit); got {max_len!r}.")
-    return m / (n_seq * max_len)
+    return m / (n_seq * _max_len(max_len, m.shape[1]))
 
 
 #: How :func:`sequence_log_ratio` turns per-token log-ratios into one per answer.

@@ -10,13 +10,12 @@ every step, so the chapters can plot what the algorithm really does rather than 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from ._checks import check_choice, check_group_size, check_nonneg_number
+from ._checks import check_choice, check_group_size, check_int, check_nonneg_number
 from .advantages import PRESETS, preset_advantages
 from .kl import KL_ESTIMATORS, kl_estimate
 from .objective import AGGREGATIONS, grpo_loss
@@ -130,9 +129,7 @@ class ToyConfig:
     def check(self) -> None:
         check_group_size(self.G, "G")
         for name in ("groups", "steps", "mu"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be an int >= 1; got {v!r}.")
+            check_int(getattr(self, name), name)
         check_nonneg_number(self.lr, "lr")
         check_nonneg_number(self.beta, "beta")
         check_choice(self.kl, "kl", KL_ESTIMATORS)

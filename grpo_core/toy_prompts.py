@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ._checks import check_choice, check_group_size, check_nonneg_number
+from ._checks import check_choice, check_group_size, check_int, check_nonneg_number
 from .advantages import group_advantages
 from .collapse import (
     RunningBaseline,
@@ -101,8 +101,7 @@ def make_prompt_set(
     always solves, like a dataset of mixed difficulty for a pretrained model.
     """
     for name, v in (("n_prompts", n_prompts), ("n_answers", n_answers)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "n_prompts" else 2):
-            raise ValueError(f"`{name}` must be an int >= {1 if name == 'n_prompts' else 2}; got {v!r}.")
+        check_int(v, name, 1 if name == "n_prompts" else 2)
     for name, v in (("hardest", hardest), ("easiest", easiest)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < float(v) < 1.0:
             raise ValueError(f"`{name}` must be a success rate in (0, 1); got {v!r}.")
@@ -185,9 +184,7 @@ class PromptsConfig:
     def check(self, n_prompts: int) -> None:
         check_group_size(self.G, "G")
         for name in ("batch", "steps", "max_rounds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be an int >= 1; got {v!r}.")
+            check_int(getattr(self, name), name)
         if self.batch > n_prompts:
             raise ValueError(f"`batch` ({self.batch}) must not exceed the number of prompts ({n_prompts}).")
         check_choice(self.advantages, "advantages", _ADVANTAGES)

@@ -24,12 +24,12 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ._checks import check_choice, check_group_size, check_nonneg_number
+from ._checks import check_choice, check_group_size, check_int, check_nonneg_number
 from .advantages import PRESETS, group_advantages, loo_advantages, preset_advantages
 from .collapse import dynamic_sampling_keep
 from .kl import KL_ESTIMATORS, kl_estimate
@@ -98,11 +98,8 @@ class GRPOConfig:
     def check(self) -> None:
         check_group_size(self.G, "G")
         for name in ("steps", "prompts_per_step", "mu", "minibatches", "sft_batch", "eval_size", "max_resample"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be an int >= 1; got {v!r}.")
-        if isinstance(self.sft_steps, bool) or not isinstance(self.sft_steps, int) or self.sft_steps < 0:
-            raise ValueError(f"`sft_steps` must be an int >= 0; got {self.sft_steps!r}.")
+            check_int(getattr(self, name), name)
+        check_int(self.sft_steps, "sft_steps", 0)
         if (self.prompts_per_step * self.G) % self.minibatches:
             raise ValueError(
                 f"`minibatches`={self.minibatches} must divide prompts_per_step * G = {self.prompts_per_step * self.G}."

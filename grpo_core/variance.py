@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import torch
 
-from ._checks import as_float_tensor, check_choice, check_finite, check_group_size
+from ._checks import as_float_tensor, check_choice, check_finite, check_group_size, check_int
 from .advantages import bernoulli_advantages, group_advantages, loo_advantages
 from .rewards import (
     Bernoulli,
@@ -47,7 +47,6 @@ from .rewards import (
     _log_gamma,
     _param,
     _positive,
-    _rand,
     _randn,
 )
 from .toy import make_bandit
@@ -451,9 +450,7 @@ ESTIMATORS: dict[str, str] = {
 
 
 def _check_count(value, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"`{name}` must be an int >= {least}; got {value!r}.")
-    return value
+    return check_int(value, name, least)
 
 
 def _sample_answers(ps: PromptBandits, shape_tail: tuple[int, int], gen: torch.Generator) -> torch.Tensor:

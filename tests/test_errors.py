@@ -63,7 +63,7 @@ def test_aggregate_errors():
         aggregate(v, torch.full((2, 3), 0.5), "token-mean")
     with pytest.raises(ValueError, match="`mode`='mean' is not known"):
         aggregate(v, torch.ones(2, 3), "mean")
-    with pytest.raises(ValueError, match="`max_len` must be a positive int"):
+    with pytest.raises(ValueError, match="`max_len` must be an int >= 1"):
         aggregate(v, torch.ones(2, 3), "seq-mean-token-sum-norm", max_len=0)
     with pytest.raises(ValueError, match="`values` must be"):
         aggregate(torch.zeros(3), torch.ones(3), "token-mean")

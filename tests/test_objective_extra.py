@@ -138,7 +138,7 @@ def test_weights_accept_a_bool_mask_and_check_input():
         aggregation_weights(torch.ones(3), "token-mean")
     with pytest.raises(ValueError, match="`mask` must hold only 0 and 1"):
         aggregation_weights(torch.full((2, 2), 0.5), "token-mean")
-    with pytest.raises(ValueError, match="`max_len` must be a positive int"):
+    with pytest.raises(ValueError, match="`max_len` must be an int >= 1"):
         aggregation_weights(mask, "seq-mean-token-sum-norm", max_len=0)
 
 
