@@ -1,8 +1,11 @@
-"""Command line: ``python -m grpo_core.train [--task sort] [--steps 60] [--seed 0] [--device cpu] [--set key=value ...]``.
+"""Command line: ``python -m grpo_core.train [--algo grpo|rloo|ppo] [--task sort] [--steps 80] [--seed 0] [--device cpu] [--gpu-config] [--set key=value ...]``.
 
-Trains the base model on the task with GRPO (or RLOO's leave-one-out advantage with
-``--algo rloo``), prints progress, and ends with one JSON line: held-out success before and after,
-wall seconds (warm-up excluded), peak memory, samples drawn, and the configuration.
+Trains the base model on the task with GRPO, RLOO (leave-one-out baseline) or PPO (critic and
+GAE), prints progress to stderr, and ends with one JSON line on stdout: held-out success before
+and after, wall seconds (warm-up excluded), peak memory, bytes of model state, samples and tokens
+drawn, parameter counts, and the configuration. ``--gpu-config`` starts from the larger
+configuration of :func:`grpo_core.trainer.gpu_config` (chosen automatically when CUDA is present
+and ``--cpu-config`` is not given).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 
 import torch
 
-from .trainer import GRPOConfig, GRPOTrainer, pretrain_base
+from .trainer import ALGOS, GRPOConfig, gpu_config, make_trainer, pick_device, pretrain_base, state_bytes
 
 
 def _parse_value(text: str, current):
@@ -30,7 +33,14 @@ def _parse_value(text: str, current):
         return None
     if isinstance(current, int):
         return int(text)
-    if isinstance(current, float) or current is None:
+    if current is None:  # an optional field: an int if it reads as one, else a float, else text
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+    if isinstance(current, float):
         try:
             return float(text)
         except ValueError:
@@ -40,15 +50,24 @@ def _parse_value(text: str, current):
 
 def config_from_args(argv=None) -> tuple[GRPOConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m grpo_core.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="sort", help="sort or add")
+    parser.add_argument("--task", default=None, help="sort or add (default: sort)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    parser.add_argument("--algo", default="grpo", choices=["grpo", "rloo"])
+    parser.add_argument("--algo", default="grpo", choices=sorted(ALGOS))
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--gpu-config", action="store_true", help="the larger configuration (default when CUDA is present)")
+    size.add_argument("--cpu-config", action="store_true", help="the default small configuration even on a GPU")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a GRPOConfig field")
     parser.add_argument("--quiet", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
-    cfg = GRPOConfig(task=args.task, seed=args.seed, device=args.device, advantages=args.algo)
+    use_gpu_config = args.gpu_config or (not args.cpu_config and pick_device(args.device).type == "cuda")
+    cfg = gpu_config() if use_gpu_config else GRPOConfig()
+    cfg.seed, cfg.device, cfg.algo = args.seed, args.device, args.algo
+    if args.task is not None:
+        cfg.task = args.task
+        if args.task != "sort":
+            cfg.task_size = None
     if args.steps is not None:
         cfg.steps = args.steps
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
@@ -71,11 +90,11 @@ def main(argv=None) -> dict:
     cfg, args = config_from_args(argv)
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     base = pretrain_base(cfg, log=say)
-    trainer = GRPOTrainer(cfg, base=base, log=say)
+    trainer = make_trainer(cfg, base=base, log=say)
     if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     before = trainer.evaluate()
-    say(f"{cfg.task}: base model held-out success {before:.3f} on {trainer.device}")
+    say(f"{cfg.algo} on {cfg.task}: base model held-out success {before:.3f} on {trainer.device}")
     t0 = time.perf_counter()
 
     def progress(rec):
@@ -90,7 +109,7 @@ def main(argv=None) -> dict:
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     result = {
         "task": cfg.task,
-        "algo": cfg.advantages,
+        "algo": cfg.algo,
         "seed": cfg.seed,
         "device": str(trainer.device),
         "heldout_before": round(before, 4),
@@ -98,9 +117,12 @@ def main(argv=None) -> dict:
         "wall_s": round(wall, 2),
         "peak_memory_mb": round(peak / 2**20, 1),
         "peak_memory_kind": "cuda allocated" if trainer.device.type == "cuda" else "process max RSS",
+        "state_mb": round(state_bytes(trainer)["total"] / 2**20, 3),
         "samples": trainer.samples,
+        "rollout_tokens": trainer.tokens["rollout"],
         "steps": cfg.steps,
         "params": trainer.policy.n_params(),
+        "trainable_params": sum(p.numel() for m in trainer.trainable_models() for p in m.parameters()),
         "config": dataclasses.asdict(cfg),
     }
     print(json.dumps(result))

@@ -34,13 +34,22 @@ from .advantages import PRESETS, group_advantages, loo_advantages, preset_advant
 from .collapse import dynamic_sampling_keep
 from .kl import KL_ESTIMATORS, kl_estimate
 from .kl_control import AdaptiveKLController
-from .models import ModelConfig, TinyGPT, generate, token_logprobs
+from .models import ModelConfig, TinyGPT, ValueHead, generate, token_logprobs
 from .objective import AGGREGATIONS, grpo_loss
+from .ppo import gae, token_rewards, value_loss, whiten
 from .tasks import TOKENIZER, Task, make_task
 
-__all__ = ["GRPOConfig", "GRPOTrainer", "pick_device", "pretrain_base", "evaluate"]
+__all__ = ["GRPOConfig", "GRPOTrainer", "PPOTrainer", "make_trainer", "gpu_config", "state_bytes",
+           "pick_device", "pretrain_base", "evaluate", "ALGOS"]
 
 ADVANTAGE_MODES = ("grpo", "rloo") + tuple(PRESETS)
+
+#: The algorithms the trainer runs, on the same model, task and sampling budget.
+ALGOS = {
+    "grpo": "group-relative advantages from G answers per prompt, no critic",
+    "rloo": "REINFORCE with the leave-one-out mean of the other G-1 answers as baseline, no std division",
+    "ppo": "one answer per prompt, a learned value model (critic) and GAE, per-token advantages",
+}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -63,10 +72,17 @@ class GRPOConfig:
     std; "rloo": leave-one-out mean; or a :data:`grpo_core.PRESETS` name), ``dynamic_sampling``
     (DAPO: resample prompts until every group has reward spread, up to ``max_resample`` rounds),
     ``kl_target`` (None: fixed beta; else an adaptive controller keeps KL near it).
+    ``algo`` ("grpo", "rloo" or "ppo", see :data:`ALGOS`); "rloo" overrides ``advantages``. PPO
+    draws ``prompts_per_step * G`` distinct prompts with one answer each (the same number of
+    samples), and uses ``gamma``, ``gae_lambda``, ``value_lr`` and ``value_clip`` for its critic;
+    with PPO, ``beta`` is a per-token KL penalty in the reward. ``task_size``: the number of digits
+    to sort (None: 5); only for the sort task.
     """
 
+    algo: str = "grpo"
     task: str = "sort"
-    steps: int = 60
+    task_size: int | None = None
+    steps: int = 80
     G: int = 8
     prompts_per_step: int = 32
     mu: int = 1
@@ -92,6 +108,10 @@ class GRPOConfig:
     sft_lr: float = 3e-3
     sft_error_rate: float = 0.9
     eval_size: int = 512
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    value_lr: float = 1e-3
+    value_clip: float = 0.2
     seed: int = 0
     device: str | None = None
 
@@ -111,7 +131,18 @@ class GRPOConfig:
         check_choice(self.kl, "kl", KL_ESTIMATORS)
         check_choice(self.agg, "agg", AGGREGATIONS)
         check_choice(self.advantages, "advantages", ADVANTAGE_MODES)
-        make_task(self.task)
+        check_choice(self.algo, "algo", ALGOS)
+        for name in ("gamma", "gae_lambda", "value_lr", "value_clip"):
+            check_nonneg_number(getattr(self, name), name)
+        if self.task_size is not None and self.task != "sort":
+            raise ValueError(f"`task_size` applies to the sort task only; got task={self.task!r}.")
+        self.make_task()
+
+    def make_task(self) -> Task:
+        if self.task_size is None:
+            return make_task(self.task)
+        check_int(self.task_size, "task_size", 2)
+        return make_task(self.task, n_digits=self.task_size)
 
     def model_config(self, task: Task) -> ModelConfig:
         return ModelConfig(
@@ -136,12 +167,18 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
     Cross-entropy on the completion tokens of ``sft_steps`` batches of demonstrations, a fraction
     ``sft_error_rate`` of which have one wrong digit. The result is cached on disk (in
     ``$GRPO_CORE_CACHE``, default ``~/.cache/grpo_core``) under a hash of every setting that
-    affects it, so the chapter and the CLI pay for it once. Trained on the CPU, deterministically.
+    affects it, so the chapter and the CLI pay for it once. Trained on ``cfg.device`` (CPU unless
+    a GPU is present), deterministically on the CPU; returned on the CPU.
     """
-    task = make_task(cfg.task)
+    task = cfg.make_task()
     mcfg = cfg.model_config(task)
+    device = pick_device(cfg.device)
     keys = dict(task=cfg.task, model=dataclasses.asdict(mcfg), steps=cfg.sft_steps, batch=cfg.sft_batch,
                 lr=cfg.sft_lr, err=cfg.sft_error_rate, seed=cfg.seed, v=1)
+    if cfg.task_size is not None:
+        keys["size"] = cfg.task_size
+    if device.type != "cpu":  # a GPU warm-up gives (slightly) different weights
+        keys["device"] = device.type
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_dir() / f"base-{cfg.task}-{digest}.pt"
     torch.manual_seed(cfg.seed)
@@ -149,13 +186,14 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
     if use_cache and path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model
+    model.to(device)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
     for it in range(cfg.sft_steps):
         ids = task.sample_ids(cfg.sft_batch, gen)
-        prompts, demos = task.prompts(ids), task.demonstrations(ids, cfg.sft_error_rate, gen)
+        prompts, demos = task.prompts(ids).to(device), task.demonstrations(ids, cfg.sft_error_rate, gen).to(device)
         _, length = task.targets(ids)
-        mask = torch.arange(task.max_new_tokens)[None, :] < length[:, None]
+        mask = (torch.arange(task.max_new_tokens)[None, :] < length[:, None]).to(device)
         logp = token_logprobs(model, prompts, demos)
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
@@ -165,6 +203,7 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
         opt.step()
         if log is not None and (it + 1) % 100 == 0:
             log(f"warm-up {it + 1}/{cfg.sft_steps}: loss {loss.item():.3f}")
+    model.cpu()
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -192,12 +231,14 @@ class GRPOTrainer:
 
     Attributes: ``policy`` (trained), ``ref`` (frozen copy of the base model), ``history``
     (one dict of logged metrics per step), ``task``, ``device``, ``samples`` (completions drawn).
+    With ``cfg.algo = "rloo"`` the advantage is the leave-one-out one; for PPO use
+    :class:`PPOTrainer` (or :func:`make_trainer`, which picks the class from ``cfg.algo``).
     """
 
     def __init__(self, cfg: GRPOConfig, base: TinyGPT | None = None, *, log=None):
         cfg.check()
         self.cfg = cfg
-        self.task = make_task(cfg.task)
+        self.task = cfg.make_task()
         self.device = pick_device(cfg.device)
         self.log = log
         base = base if base is not None else pretrain_base(cfg, log=log)
@@ -214,25 +255,27 @@ class GRPOTrainer:
         self.heldout = self.task.heldout_ids(cfg.eval_size)
         self.history: list[dict] = []
         self.samples = 0
+        self.tokens = {"rollout": 0, "update": 0}
         self._t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ rollout
 
     @torch.no_grad()
-    def _rollout(self, ids: torch.Tensor) -> dict:
-        cfg = self.cfg
-        rows = ids.repeat_interleave(cfg.G)
+    def _rollout(self, ids: torch.Tensor, repeat: int | None = None) -> dict:
+        """One completion per row of ``ids`` repeated ``repeat`` (default G) times, all at once."""
+        rows = ids.repeat_interleave(self.cfg.G if repeat is None else repeat)
         prompts = self.task.prompts(rows).to(self.device)
         self.policy.eval()
         comp, mask, _ = generate(self.policy, prompts, self.max_new, TOKENIZER.eos_id, TOKENIZER.pad_id,
-                                 temperature=cfg.temperature, generator=self.sample_gen)
+                                 temperature=self.cfg.temperature, generator=self.sample_gen)
         self.policy.train()
         self.samples += rows.numel()
+        self.tokens["rollout"] += int(mask.sum())
         rewards = self.task.reward(rows, comp)
         return dict(ids=ids, prompts=prompts, comp=comp, mask=mask, rewards=rewards)
 
     def _advantages(self, rewards: torch.Tensor) -> torch.Tensor:
-        mode = self.cfg.advantages
+        mode = "rloo" if self.cfg.algo == "rloo" else self.cfg.advantages
         if mode == "grpo":
             return group_advantages(rewards, self.cfg.G)
         if mode == "rloo":
@@ -266,18 +309,31 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------------ update
 
+    def _prepare(self, batch: dict, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, beta: float) -> dict:
+        """What the update needs besides the batch: here the advantages, one per completion."""
+        return {"adv": self._advantages(batch["rewards"]).to(self.device)}
+
+    def _policy_beta(self, beta: float) -> float:
+        """The KL coefficient inside the loss (GRPO: beta; PPO puts the KL in the reward instead)."""
+        return beta
+
+    def _extra_update(self, prep: dict, rows: torch.Tensor, batch: dict, metrics: dict) -> None:
+        """Hook for a second model's update on the same minibatch (PPO's critic)."""
+
     def step(self) -> dict:
         cfg = self.cfg
         t_start = time.perf_counter()
         batch, zero_std = self._batch()
         prompts, comp, mask = batch["prompts"], batch["comp"], batch["mask"].float()
         rewards = batch["rewards"]
-        adv = self._advantages(rewards).to(self.device)
+        beta = self.kl_ctl.beta if self.kl_ctl is not None else cfg.beta
         with torch.no_grad():
             old_logp = token_logprobs(self.policy, prompts, comp, cfg.temperature)
             ref_logp = token_logprobs(self.ref, prompts, comp, cfg.temperature) if cfg.beta > 0 or self.kl_ctl else None
+        prep = self._prepare(batch, old_logp, ref_logp, beta)
+        adv = prep["adv"]
         t_rollout = time.perf_counter() - t_start
-        beta = self.kl_ctl.beta if self.kl_ctl is not None else cfg.beta
+        loss_beta = self._policy_beta(beta) if ref_logp is not None else 0.0
         n = comp.shape[0]
         size = n // cfg.minibatches
         sums: dict[str, float] = {}
@@ -288,8 +344,8 @@ class GRPOTrainer:
                 rows = order[k * size : (k + 1) * size]
                 logp = token_logprobs(self.policy, prompts[rows], comp[rows], cfg.temperature)
                 loss, metrics = grpo_loss(
-                    logp, old_logp[rows], None if ref_logp is None else ref_logp[rows], adv[rows], mask[rows],
-                    eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=beta if ref_logp is not None else 0.0,
+                    logp, old_logp[rows], None if loss_beta == 0 else ref_logp[rows], adv[rows], mask[rows],
+                    eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=loss_beta,
                     kl=cfg.kl, agg=cfg.agg, max_len=self.max_new,
                 )
                 self.opt.zero_grad(set_to_none=True)
@@ -298,6 +354,8 @@ class GRPOTrainer:
                 self.opt.step()
                 metrics["grad_norm"] = float(grad_norm)
                 metrics["loss"] = float(loss.detach())
+                self._extra_update(prep, rows, batch, metrics)
+                self.tokens["update"] += int(mask[rows].sum())
                 for key, v in metrics.items():
                     if not math.isnan(v):
                         sums[key] = sums.get(key, 0.0) + v
@@ -311,11 +369,12 @@ class GRPOTrainer:
                       if ref_logp is not None else float("nan"))
         if self.kl_ctl is not None and not math.isnan(kl_now):
             self.kl_ctl.update(kl_now, 1)
-        grouped = rewards.view(-1, cfg.G)
+        group = cfg.G if rewards.numel() % cfg.G == 0 and cfg.algo != "ppo" else 1
         record = {
             "step": len(self.history) + 1,
             "reward_mean": float(rewards.mean()),
-            "reward_std_within": float(grouped.std(dim=1, correction=0).mean()),
+            "reward_std_within": (float(rewards.view(-1, group).std(dim=1, correction=0).mean())
+                                  if group > 1 else float("nan")),
             "zero_std_frac": zero_std,
             "kl": kl_now,
             "beta": beta,
@@ -326,7 +385,8 @@ class GRPOTrainer:
             "step_s": time.perf_counter() - t_start,
             "wall_s": time.perf_counter() - self._t0,
         }
-        record.update({k: v / n_updates for k, v in sums.items() if k in ("clip_frac", "clip_frac_low", "clip_frac_high", "grad_norm", "loss", "ratio_mean")})
+        keys = ("clip_frac", "clip_frac_low", "clip_frac_high", "grad_norm", "loss", "ratio_mean", "value_loss")
+        record.update({k: v / n_updates for k, v in sums.items() if k in keys})
         self.history.append(record)
         return record
 
@@ -347,3 +407,91 @@ class GRPOTrainer:
             if callback is not None:
                 callback(record)
         return self.history
+
+    def trainable_models(self) -> list[torch.nn.Module]:
+        return [self.policy]
+
+
+class PPOTrainer(GRPOTrainer):
+    """PPO with a learned critic on the same policy, task and sampling budget as GRPO.
+
+    Each step draws ``prompts_per_step * G`` distinct prompts and one answer each, so it uses as
+    many samples as a GRPO step. The critic (:class:`grpo_core.models.ValueHead`) starts from the
+    base model's weights with a zero value layer and has its own Adam (``value_lr``). Advantages
+    come from :func:`grpo_core.ppo.gae` on :func:`grpo_core.ppo.token_rewards` and are whitened over
+    the batch's tokens; the policy loss is :func:`grpo_core.grpo_loss` with those per-token
+    advantages and no KL term (with ``beta > 0`` the KL is a penalty in the reward); the critic
+    minimises :func:`grpo_core.ppo.value_loss` on the same minibatches.
+    """
+
+    def __init__(self, cfg: GRPOConfig, base: TinyGPT | None = None, *, log=None):
+        super().__init__(cfg, base, log=log)
+        self.critic = ValueHead(self.policy.cfg)
+        self.critic.body.load_state_dict(self.ref.state_dict())
+        torch.nn.init.zeros_(self.critic.head.weight)
+        torch.nn.init.zeros_(self.critic.head.bias)
+        self.critic.to(self.device).train()
+        self.value_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.value_lr)
+
+    def _batch(self) -> tuple[dict, float]:
+        cfg = self.cfg
+        ids = self.task.sample_ids(cfg.prompts_per_step * cfg.G, self.gen)
+        return self._rollout(ids, repeat=1), float("nan")
+
+    def _values(self, prompts: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
+        """The critic's value before each completion token: ``[N, C]``."""
+        seq = torch.cat([prompts, comp], 1)[:, :-1]
+        return self.critic(seq)[:, prompts.shape[1] - 1 :].float()
+
+    def _prepare(self, batch, old_logp, ref_logp, beta):
+        mask = batch["mask"].float()
+        with torch.no_grad():
+            values = self._values(batch["prompts"], batch["comp"]) * mask
+        r_tok = token_rewards(batch["rewards"].to(self.device), mask, old_logp, ref_logp,
+                              beta=beta if ref_logp is not None else 0.0)
+        adv, returns = gae(r_tok, values, mask, self.cfg.gamma, self.cfg.gae_lambda)
+        return {"adv": whiten(adv, mask), "values": values, "returns": returns}
+
+    def _policy_beta(self, beta: float) -> float:
+        return 0.0
+
+    def _extra_update(self, prep, rows, batch, metrics):
+        cfg = self.cfg
+        mask = batch["mask"][rows].float()
+        v = self._values(batch["prompts"][rows], batch["comp"][rows])
+        loss = value_loss(v, prep["values"][rows], prep["returns"][rows], mask, cfg.value_clip)
+        self.value_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+        self.value_opt.step()
+        metrics["value_loss"] = float(loss.detach())
+
+    def trainable_models(self) -> list[torch.nn.Module]:
+        return [self.policy, self.critic]
+
+
+def make_trainer(cfg: GRPOConfig, base: TinyGPT | None = None, *, log=None) -> GRPOTrainer:
+    """:class:`PPOTrainer` when ``cfg.algo == "ppo"``, else :class:`GRPOTrainer`."""
+    cls = PPOTrainer if cfg.algo == "ppo" else GRPOTrainer
+    return cls(cfg, base, log=log)
+
+
+def state_bytes(trainer: GRPOTrainer) -> dict[str, int]:
+    """Bytes held by model state, counted from the tensors: ``weights`` (every model, frozen ones
+    included), ``grads`` and ``optimizer`` (Adam's two moments). Activations are not included."""
+    models = trainer.trainable_models() + [trainer.ref]
+    weights = sum(p.numel() * p.element_size() for m in models for p in m.parameters())
+    grads = sum(p.numel() * p.element_size() for m in trainer.trainable_models() for p in m.parameters())
+    opts = [trainer.opt] + ([trainer.value_opt] if hasattr(trainer, "value_opt") else [])
+    optim = sum(t.numel() * t.element_size() for o in opts for st in o.state.values()
+                for t in st.values() if isinstance(t, torch.Tensor) and t.dim() > 0)
+    return {"weights": weights, "grads": grads, "optimizer": optim, "total": weights + grads + optim}
+
+
+def gpu_config(**overrides) -> GRPOConfig:
+    """The larger configuration for a GPU (Colab): sort 8 digits, a 4-layer d=128 model, G = 16,
+    64 prompts per step. ``overrides`` set any other field."""
+    base = dict(task="sort", task_size=8, d_model=128, n_layers=4, n_heads=4, G=16, prompts_per_step=64,
+                steps=150, sft_steps=1500, sft_batch=256, eval_size=1024)
+    base.update(overrides)
+    return GRPOConfig(**base)

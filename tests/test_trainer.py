@@ -74,6 +74,30 @@ def test_advantages_are_group_advantages_broadcast_per_completion(captured, monk
     assert torch.allclose(adv, group_advantages(rewards_seen[0], 4))
 
 
+def test_algo_rloo_uses_leave_one_out_advantages(captured, monkeypatch):
+    rewards_seen = []
+    real = GRPOTrainer._rollout
+
+    def spy(self, ids, repeat=None):
+        out = real(self, ids, repeat)
+        rewards_seen.append(out["rewards"].clone())
+        return out
+
+    monkeypatch.setattr(GRPOTrainer, "_rollout", spy)
+    GRPOTrainer(tiny(algo="rloo")).step()
+    r = rewards_seen[0].view(-1, 4)
+    expected = (r - (r.sum(1, keepdim=True) - r) / 3).reshape(-1)
+    assert torch.allclose(captured[0]["adv"], expected)
+
+
+def test_sort_task_size_sets_the_number_of_digits():
+    cfg = tiny(task_size=3)
+    task = cfg.make_task()
+    assert task.n_digits == 3 and task.prompt_len == 4
+    tr = GRPOTrainer(cfg)
+    assert tr.task.n_digits == 3 and tr.policy.cfg.max_len == 4 + 5
+
+
 def test_padding_is_masked(captured):
     tr = GRPOTrainer(tiny())
     tr.step()
@@ -122,7 +146,9 @@ def test_kl_target_switches_on_the_adaptive_controller(monkeypatch):
     "kwargs,pattern",
     [(dict(G=1), "`G` must be at least 2"), (dict(minibatches=3), "`minibatches`=3 must divide"),
      (dict(temperature=0.0), "`temperature` must be > 0"), (dict(advantages="ppo"), "`advantages`='ppo'"),
-     (dict(task="chess"), "`name`='chess'")],
+     (dict(task="chess"), "`name`='chess'"), (dict(algo="dpo"), "`algo`='dpo'"),
+     (dict(task="add", task_size=4), "`task_size` applies to the sort task only"),
+     (dict(task_size=1), "`task_size` must be an int >= 2"), (dict(gae_lambda=-0.1), "`gae_lambda` must be")],
 )
 def test_config_errors(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -151,3 +177,18 @@ def test_cli_prints_one_json_line(capsys):
     for key in ("heldout_before", "heldout_after", "wall_s", "peak_memory_mb", "samples"):
         assert key in parsed
     assert parsed["samples"] == 2 * 4 * 4
+    assert parsed["algo"] == "grpo" and parsed["trainable_params"] == parsed["params"]
+
+
+def test_cli_ppo_and_gpu_config(capsys):
+    result = cli_main(["--algo", "ppo", "--steps", "1", "--quiet", "--set", "sft_steps=5", "--set", "d_model=32",
+                       "--set", "n_layers=1", "--set", "prompts_per_step=2", "--set", "G=2", "--set", "eval_size=8",
+                       "--set", "task_size=3", "--device", "cpu"])
+    assert result["algo"] == "ppo" and result["samples"] == 4
+    assert result["trainable_params"] > 1.9 * result["params"]  # the critic is a second transformer
+    assert result["config"]["task_size"] == 3
+    from grpo_core.train import config_from_args
+    cfg, _ = config_from_args(["--gpu-config", "--device", "cpu"])
+    assert cfg.task_size == 8 and cfg.G == 16 and cfg.d_model == 128
+    cfg, _ = config_from_args(["--cpu-config", "--device", "cuda"])
+    assert cfg.task_size is None and cfg.G == 8

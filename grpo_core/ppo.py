@@ -1,0 +1,106 @@
+"""PPO's pieces for the trainer chapter's comparison: token rewards, GAE and the clipped value loss.
+
+PPO as used for language models (Ziegler et al. 2019; Ouyang et al. 2022) differs from GRPO in
+where the advantage comes from. A critic ``V`` (here a :class:`grpo_core.models.ValueHead`, a
+second transformer the size of the policy) predicts, before each completion token ``t``, the
+reward still to come. The verifiable reward arrives at the last token; with ``beta > 0`` each
+token also pays ``-beta * (log pi_old - log pi_ref)`` (the KL penalty sits in the reward, not in
+the loss). Generalised advantage estimation (Schulman et al. 2016) then gives every token its own
+advantage::
+
+    delta_t = r_t + gamma * V_{t+1} - V_t          (V after the last token is 0)
+    A_t     = delta_t + gamma * lambda * A_{t+1}
+    R_t     = A_t + V_t                             (the critic's regression target)
+
+- :func:`token_rewards`: the per-token reward of a batch of completions;
+- :func:`gae`: advantages and returns, right to left over the masked tokens;
+- :func:`whiten`: advantages shifted and scaled to mean 0, std 1 over the masked tokens;
+- :func:`value_loss`: PPO's clipped value loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import as_float_tensor, as_mask, check_finite, check_nonneg_number
+
+__all__ = ["token_rewards", "gae", "whiten", "value_loss"]
+
+
+def _last_index(m: torch.Tensor) -> torch.Tensor:
+    """Index of each row's last masked token (rows must have at least one)."""
+    if bool((m.sum(1) == 0).any()):
+        raise ValueError("`mask` has a row with no completion token; every completion has at least one.")
+    pos = torch.arange(m.shape[1], device=m.device)
+    return (pos * (m > 0)).amax(dim=1)
+
+
+def token_rewards(rewards, mask, old_logp=None, ref_logp=None, beta: float = 0.0) -> torch.Tensor:
+    """Per-token rewards ``[B, T]``: ``rewards[b]`` on row b's last completion token, minus
+    ``beta * (old_logp - ref_logp)`` on every completion token when ``beta > 0`` (the k1 KL
+    penalty of Ziegler et al. and InstructGPT); 0 on padding."""
+    m = as_mask(mask, as_float_tensor(mask, "mask"))
+    r = as_float_tensor(rewards, "rewards").to(m.device)
+    if r.shape != m.shape[:1]:
+        raise ValueError(f"`rewards` has shape {tuple(r.shape)}; it must be [B] = {tuple(m.shape[:1])}.")
+    check_finite(r, "rewards")
+    beta = check_nonneg_number(beta, "beta")
+    out = torch.zeros_like(m)
+    out[torch.arange(m.shape[0], device=m.device), _last_index(m)] = r
+    if beta > 0:
+        if old_logp is None or ref_logp is None:
+            raise ValueError("`beta` > 0 needs `old_logp` and `ref_logp` for the KL penalty.")
+        out = out - beta * (as_float_tensor(old_logp, "old_logp") - as_float_tensor(ref_logp, "ref_logp")) * m
+    return out
+
+
+def gae(token_reward, values, mask, gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over completion tokens: ``(advantages, returns)``, ``[B, T]``.
+
+    ``values[b, t]`` is the critic's estimate before token t. Padding gets 0 and does not pass
+    anything back. ``lam = 1`` gives Monte Carlo returns minus the value; ``lam = 0`` one-step TD.
+    """
+    r = as_float_tensor(token_reward, "token_reward")
+    v = as_float_tensor(values, "values")
+    if v.shape != r.shape:
+        raise ValueError(f"`values` has shape {tuple(v.shape)}; it must match `token_reward` {tuple(r.shape)}.")
+    m = as_mask(mask, r)
+    for name, x in (("gamma", gamma), ("lam", lam)):
+        check_nonneg_number(x, name)
+        if x > 1:
+            raise ValueError(f"`{name}` must be in [0, 1]; got {x!r}.")
+    check_finite(r, "token_reward")
+    check_finite(v, "values")
+    v = v * m
+    adv = torch.zeros_like(r)
+    running = torch.zeros_like(r[:, 0])
+    next_v = torch.zeros_like(r[:, 0])
+    for t in range(r.shape[1] - 1, -1, -1):
+        delta = r[:, t] + gamma * next_v - v[:, t]
+        running = (delta + gamma * lam * running) * m[:, t]
+        adv[:, t] = running
+        next_v = v[:, t]
+    return adv, (adv + v) * m
+
+
+def whiten(x, mask, eps: float = 1e-8) -> torch.Tensor:
+    """``(x - mean) / (std + eps)`` with mean and population std over the masked entries; 0 on padding."""
+    x = as_float_tensor(x, "x")
+    m = as_mask(mask, x)
+    n = m.sum().clamp(min=1.0)
+    mean = (x * m).sum() / n
+    var = (((x - mean) * m) ** 2).sum() / n
+    return (x - mean) / (var.sqrt() + eps) * m
+
+
+def value_loss(values, old_values, returns, mask, clip: float = 0.2) -> torch.Tensor:
+    """PPO's clipped value loss, mean over masked tokens of
+    ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)``."""
+    v = as_float_tensor(values, "values")
+    m = as_mask(mask, v)
+    clip = check_nonneg_number(clip, "clip")
+    v_old = as_float_tensor(old_values, "old_values").to(v.device)
+    ret = as_float_tensor(returns, "returns").to(v.device)
+    v_clipped = v_old + (v - v_old).clamp(-clip, clip)
+    per_tok = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)
+    return (per_tok * m).sum() / m.sum().clamp(min=1.0)
