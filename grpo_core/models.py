@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ._checks import check_int
 
-__all__ = ["ModelConfig", "TinyGPT", "ValueHead", "generate", "token_logprobs"]
+__all__ = ["ModelConfig", "TinyGPT", "ValueHead", "generate", "token_logprobs", "sequence_logprob", "all_completions"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,40 @@ def token_logprobs(model: nn.Module, prompts: torch.Tensor, completions: torch.T
     seq = torch.cat([prompts, completions], dim=1)
     logits = model(seq[:, :-1])[:, prompts.shape[1] - 1 :] / temperature
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, completions[..., None]).squeeze(-1)
+
+
+def sequence_logprob(model: nn.Module, prompts: torch.Tensor, completions: torch.Tensor, mask, temperature: float = 1.0) -> torch.Tensor:
+    """``log pi(completion | prompt)`` ``[N]``: the sum of :func:`token_logprobs` over the
+    completion's tokens (seed 6.1: the sequence probability is the product of the token ones)."""
+    m = torch.as_tensor(mask).to(completions.device)
+    if m.shape != completions.shape:
+        raise ValueError(f"`mask` has shape {tuple(m.shape)}; it must match `completions` {tuple(completions.shape)}.")
+    return (token_logprobs(model, prompts, completions, temperature) * m.float()).sum(dim=1)
+
+
+def all_completions(vocab_size: int, max_new_tokens: int, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every completion :func:`generate` can return, as ``(completions [M, C], mask [M, C])``.
+
+    A completion is k non-end tokens followed by the end token (k < C), or C non-end tokens cut
+    at the limit. These events partition what sampling can produce, so the probabilities of the
+    M rows sum to 1 under any model. ``M = sum_k (V-1)^k`` for k up to C; keep it small.
+    """
+    check_int(vocab_size, "vocab_size", 2)
+    check_int(max_new_tokens, "max_new_tokens")
+    others = torch.tensor([t for t in range(vocab_size) if t != eos_id])
+    count = sum(len(others) ** k for k in range(max_new_tokens + 1))
+    if count > 2_000_000:
+        raise ValueError(f"`max_new_tokens`={max_new_tokens} gives {count} completions; use a shorter limit.")
+    comps, masks = [], []
+    for k in range(max_new_tokens + 1):
+        body = torch.cartesian_prod(*([others] * k)).reshape(-1, k) if k else torch.empty(1, 0, dtype=torch.long)
+        n = body.shape[0]
+        tail = [torch.full((n, 1), eos_id)] if k < max_new_tokens else []
+        comp = torch.cat([body] + tail + [torch.full((n, max_new_tokens - k - len(tail)), pad_id)], dim=1)
+        mask = torch.arange(max_new_tokens)[None, :] < k + len(tail)
+        comps.append(comp)
+        masks.append(mask.expand(n, -1))
+    return torch.cat(comps), torch.cat(masks)
 
 
 @torch.no_grad()

@@ -33,7 +33,14 @@ __all__ = [
     "aggregation_weights",
     "sequence_log_ratio",
     "SEQUENCE_RATIOS",
+    "RATIO_LEVELS",
 ]
+
+#: Where the importance ratio of :func:`grpo_loss` lives.
+RATIO_LEVELS = {
+    "token": "one ratio per token, pi_theta / pi_old of that token (GRPO, PPO)",
+    "sequence": "one ratio per answer, the geometric mean of its token ratios (GSPO)",
+}
 
 #: Loss aggregation modes (verl's names; TRL's ``loss_type`` in brackets).
 AGGREGATIONS = {
@@ -164,6 +171,7 @@ def grpo_loss(
     kl: str = "k3",
     agg: str = "seq-mean-token-mean",
     max_len: int | None = None,
+    ratio_level: str = "token",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO loss to minimise, ``-J`` of DeepSeekMath Eq. 3 (book Eq. ``grpo-loss``).
 
@@ -182,6 +190,11 @@ def grpo_loss(
         kl: KL estimator, ``"k1"``, ``"k2"`` or ``"k3"``.
         agg: aggregation mode (see :data:`AGGREGATIONS`).
         max_len: constant for ``agg="seq-mean-token-sum-norm"``.
+        ratio_level: ``"token"`` (one ratio per token, GRPO and PPO) or ``"sequence"`` (GSPO,
+            Zheng et al. 2025: every token of answer i uses ``s_i = exp(mean_t log(pi_theta /
+            pi_old))``, :func:`sequence_log_ratio` with ``mode="mean"``, clipped at that level;
+            with ``agg="seq-mean-token-mean"`` the loss is the mean over answers of
+            ``-min(s_i A_i, clip(s_i) A_i)``, GSPO's Eq. 5).
 
     Returns:
         ``(loss, metrics)``: the scalar loss, and floats over the masked tokens: ``kl`` (mean
@@ -194,11 +207,14 @@ def grpo_loss(
     beta = check_nonneg_number(beta, "beta")
     check_choice(kl, "kl", KL_ESTIMATORS)
     check_choice(agg, "agg", AGGREGATIONS)
+    check_choice(ratio_level, "ratio_level", RATIO_LEVELS)
     lp, ratio = _ratio(logp, old_logp)
     if lp.dim() != 2:
         raise ValueError(f"`logp` must be [B, T] (answers x tokens); got shape {tuple(lp.shape)}.")
     adv = _broadcast_advantages(advantages, lp)
     m = as_mask(mask, lp)
+    if ratio_level == "sequence":
+        ratio = torch.exp(sequence_log_ratio(lp, old_logp, m, "mean"))[:, None].expand_as(lp)
 
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv)
     policy_loss = aggregate(-surrogate, m, agg, max_len)

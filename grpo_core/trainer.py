@@ -35,14 +35,21 @@ from .collapse import dynamic_sampling_keep
 from .kl import KL_ESTIMATORS, kl_estimate
 from .kl_control import AdaptiveKLController
 from .models import ModelConfig, TinyGPT, ValueHead, generate, token_logprobs
-from .objective import AGGREGATIONS, grpo_loss
+from .objective import AGGREGATIONS, RATIO_LEVELS, grpo_loss
 from .ppo import gae, token_rewards, value_loss, whiten
+from .variants import overlong_penalty, truncated
 from .tasks import TOKENIZER, Task, make_task
 
 __all__ = ["GRPOConfig", "GRPOTrainer", "PPOTrainer", "make_trainer", "gpu_config", "state_bytes",
-           "pick_device", "pretrain_base", "evaluate", "ALGOS"]
+           "pick_device", "pretrain_base", "evaluate", "ALGOS", "LR_SCHEDULES"]
 
 ADVANTAGE_MODES = ("grpo", "rloo") + tuple(PRESETS)
+
+#: Learning-rate schedules over the ``steps`` of a run.
+LR_SCHEDULES = {
+    "constant": "lr at every step",
+    "cosine": "cosine annealing from lr at the first step to lr / 10 at the last (seed 10.2's advice)",
+}
 
 #: The algorithms the trainer runs, on the same model, task and sampling budget.
 ALGOS = {
@@ -67,11 +74,15 @@ class GRPOConfig:
     ``n_heads``), the warm-up (``sft_steps`` on demonstrations with ``sft_error_rate``).
     Sampling: ``G`` completions for each of ``prompts_per_step`` prompts, ``temperature``,
     ``max_new_tokens`` (None: the task's). Update: ``mu`` passes of ``minibatches`` minibatches,
-    ``lr`` (Adam), ``max_grad_norm``, clip range ``eps_low``/``eps_high``, ``beta`` and the
+    ``lr`` (Adam) and its ``lr_schedule`` (:data:`LR_SCHEDULES`), ``max_grad_norm``, clip range ``eps_low``/``eps_high``, ``beta`` and the
     ``kl`` estimator, loss aggregation ``agg``, ``advantages`` ("grpo": group mean and population
     std; "rloo": leave-one-out mean; or a :data:`grpo_core.PRESETS` name), ``dynamic_sampling``
     (DAPO: resample prompts until every group has reward spread, up to ``max_resample`` rounds),
     ``kl_target`` (None: fixed beta; else an adaptive controller keeps KL near it).
+    Variants (see :data:`grpo_core.variants.VARIANTS`): ``ratio_level`` ("token", or "sequence"
+    for GSPO), ``mask_truncated`` (DAPO: answers without an end token are left out of the loss),
+    ``overlong_cache`` (DAPO's soft length penalty over the last ``overlong_cache`` tokens before
+    the limit, depth ``overlong_factor``; 0 = off).
     ``algo`` ("grpo", "rloo" or "ppo", see :data:`ALGOS`); "rloo" overrides ``advantages``. PPO
     draws ``prompts_per_step * G`` distinct prompts with one answer each (the same number of
     samples), and uses ``gamma``, ``gae_lambda``, ``value_lr`` and ``value_clip`` for its critic;
@@ -88,16 +99,21 @@ class GRPOConfig:
     mu: int = 1
     minibatches: int = 1
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     max_grad_norm: float = 1.0
     eps_low: float = 0.2
     eps_high: float | None = None
     beta: float = 0.0
     kl: str = "k3"
     agg: str = "seq-mean-token-mean"
+    ratio_level: str = "token"
     advantages: str = "grpo"
     dynamic_sampling: bool = False
     max_resample: int = 4
     kl_target: float | None = None
+    mask_truncated: bool = False
+    overlong_cache: int = 0
+    overlong_factor: float = 1.0
     temperature: float = 1.0
     max_new_tokens: int | None = None
     d_model: int = 64
@@ -130,8 +146,12 @@ class GRPOConfig:
             raise ValueError("`temperature` must be > 0 for training: GRPO needs different answers per group.")
         check_choice(self.kl, "kl", KL_ESTIMATORS)
         check_choice(self.agg, "agg", AGGREGATIONS)
+        check_choice(self.ratio_level, "ratio_level", RATIO_LEVELS)
+        check_int(self.overlong_cache, "overlong_cache", 0)
+        check_nonneg_number(self.overlong_factor, "overlong_factor")
         check_choice(self.advantages, "advantages", ADVANTAGE_MODES)
         check_choice(self.algo, "algo", ALGOS)
+        check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         for name in ("gamma", "gae_lambda", "value_lr", "value_clip"):
             check_nonneg_number(getattr(self, name), name)
         if self.task_size is not None and self.task != "sort":
@@ -272,7 +292,11 @@ class GRPOTrainer:
         self.samples += rows.numel()
         self.tokens["rollout"] += int(mask.sum())
         rewards = self.task.reward(rows, comp)
-        return dict(ids=ids, prompts=prompts, comp=comp, mask=mask, rewards=rewards)
+        score = rewards
+        if self.cfg.overlong_cache:
+            score = rewards + overlong_penalty(mask.sum(1), self.max_new, min(self.cfg.overlong_cache, self.max_new),
+                                               self.cfg.overlong_factor).to(rewards.device)
+        return dict(ids=ids, prompts=prompts, comp=comp, mask=mask, rewards=rewards, score=score)
 
     def _advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         mode = "rloo" if self.cfg.algo == "rloo" else self.cfg.advantages
@@ -311,7 +335,7 @@ class GRPOTrainer:
 
     def _prepare(self, batch: dict, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, beta: float) -> dict:
         """What the update needs besides the batch: here the advantages, one per completion."""
-        return {"adv": self._advantages(batch["rewards"]).to(self.device)}
+        return {"adv": self._advantages(batch["score"]).to(self.device)}
 
     def _policy_beta(self, beta: float) -> float:
         """The KL coefficient inside the loss (GRPO: beta; PPO puts the KL in the reward instead)."""
@@ -320,13 +344,30 @@ class GRPOTrainer:
     def _extra_update(self, prep: dict, rows: torch.Tensor, batch: dict, metrics: dict) -> None:
         """Hook for a second model's update on the same minibatch (PPO's critic)."""
 
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` (and PPO's ``value_lr``) at step ``step`` (0-based) under ``cfg.lr_schedule``."""
+        if self.cfg.lr_schedule == "constant":
+            return 1.0
+        frac = min(step / max(self.cfg.steps - 1, 1), 1.0)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+
     def step(self) -> dict:
         cfg = self.cfg
         t_start = time.perf_counter()
         batch, zero_std = self._batch()
         prompts, comp, mask = batch["prompts"], batch["comp"], batch["mask"].float()
         rewards = batch["rewards"]
+        loss_mask = mask
+        if cfg.mask_truncated:  # DAPO: answers cut at the limit teach nothing, either way
+            loss_mask = mask * (~truncated(comp, batch["mask"], TOKENIZER.eos_id)).float()[:, None]
         beta = self.kl_ctl.beta if self.kl_ctl is not None else cfg.beta
+        factor = self.lr_factor(len(self.history))
+        lr = cfg.lr * factor
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        if hasattr(self, "value_opt"):
+            for group in self.value_opt.param_groups:
+                group["lr"] = cfg.value_lr * factor
         with torch.no_grad():
             old_logp = token_logprobs(self.policy, prompts, comp, cfg.temperature)
             ref_logp = token_logprobs(self.ref, prompts, comp, cfg.temperature) if cfg.beta > 0 or self.kl_ctl else None
@@ -344,9 +385,9 @@ class GRPOTrainer:
                 rows = order[k * size : (k + 1) * size]
                 logp = token_logprobs(self.policy, prompts[rows], comp[rows], cfg.temperature)
                 loss, metrics = grpo_loss(
-                    logp, old_logp[rows], None if loss_beta == 0 else ref_logp[rows], adv[rows], mask[rows],
+                    logp, old_logp[rows], None if loss_beta == 0 else ref_logp[rows], adv[rows], loss_mask[rows],
                     eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=loss_beta,
-                    kl=cfg.kl, agg=cfg.agg, max_len=self.max_new,
+                    kl=cfg.kl, agg=cfg.agg, max_len=self.max_new, ratio_level=cfg.ratio_level,
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -355,7 +396,7 @@ class GRPOTrainer:
                 metrics["grad_norm"] = float(grad_norm)
                 metrics["loss"] = float(loss.detach())
                 self._extra_update(prep, rows, batch, metrics)
-                self.tokens["update"] += int(mask[rows].sum())
+                self.tokens["update"] += int(loss_mask[rows].sum())
                 for key, v in metrics.items():
                     if not math.isnan(v):
                         sums[key] = sums.get(key, 0.0) + v
@@ -378,8 +419,10 @@ class GRPOTrainer:
             "zero_std_frac": zero_std,
             "kl": kl_now,
             "beta": beta,
+            "lr": lr,
             "entropy": entropy,
             "completion_len": float(mask.sum(1).mean()),
+            "truncated_frac": float(truncated(comp, batch["mask"], TOKENIZER.eos_id).float().mean()),
             "samples": self.samples,
             "rollout_s": t_rollout,
             "step_s": time.perf_counter() - t_start,
@@ -447,7 +490,7 @@ class PPOTrainer(GRPOTrainer):
         mask = batch["mask"].float()
         with torch.no_grad():
             values = self._values(batch["prompts"], batch["comp"]) * mask
-        r_tok = token_rewards(batch["rewards"].to(self.device), mask, old_logp, ref_logp,
+        r_tok = token_rewards(batch["score"].to(self.device), mask, old_logp, ref_logp,
                               beta=beta if ref_logp is not None else 0.0)
         adv, returns = gae(r_tok, values, mask, self.cfg.gamma, self.cfg.gae_lambda)
         return {"adv": whiten(adv, mask), "values": values, "returns": returns}

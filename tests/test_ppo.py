@@ -1,6 +1,5 @@
 """PPO's pieces (token rewards, GAE, whitening, clipped value loss) and the PPO trainer."""
 
-import os
 
 import pytest
 import torch
@@ -9,15 +8,7 @@ from grpo_core.ppo import gae, token_rewards, value_loss, whiten
 from grpo_core.trainer import GRPOConfig, GRPOTrainer, PPOTrainer, make_trainer, state_bytes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache(tmp_path_factory):
-    old = os.environ.get("GRPO_CORE_CACHE")
-    os.environ["GRPO_CORE_CACHE"] = str(tmp_path_factory.mktemp("grpo_cache"))
-    yield
-    if old is None:
-        del os.environ["GRPO_CORE_CACHE"]
-    else:
-        os.environ["GRPO_CORE_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])

@@ -120,3 +120,24 @@ def test_value_head_and_config_errors():
         ModelConfig(vocab_size=15, d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="max_len"):
         TinyGPT(CFG)(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_sequence_probabilities_of_all_completions_sum_to_one():
+    from grpo_core.models import ModelConfig, TinyGPT, all_completions, generate, sequence_logprob
+
+    torch.manual_seed(0)
+    model = TinyGPT(ModelConfig(vocab_size=5, max_len=6, d_model=16, n_layers=1, n_heads=2))
+    comp, mask = all_completions(5, 3, eos_id=1, pad_id=0)
+    assert comp.shape == (1 + 4 + 16 + 64, 3)  # k = 0, 1, 2 then eos; or 3 tokens cut
+    assert len({tuple(r) for r in comp.tolist()}) == comp.shape[0]
+    prompt = torch.tensor([[2, 3, 4]]).expand(comp.shape[0], -1)
+    with torch.no_grad():
+        logp = sequence_logprob(model, prompt, comp, mask, temperature=0.7)
+    assert abs(torch.logsumexp(logp.double(), 0).exp().item() - 1.0) < 1e-5
+    # and it is the log-probability generate() sampled with
+    gen = torch.Generator().manual_seed(1)
+    c, m, lp = generate(model, prompt[:8], 3, 1, 0, temperature=0.7, generator=gen)
+    with torch.no_grad():
+        assert torch.allclose(sequence_logprob(model, prompt[:8], c, m, temperature=0.7), lp.sum(1), atol=1e-5)
+    with pytest.raises(ValueError, match="`mask` has shape"):
+        sequence_logprob(model, prompt[:2], comp[:2], mask[:1])

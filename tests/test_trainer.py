@@ -1,7 +1,6 @@
 """The GRPO trainer's pieces, and a short run that learns."""
 
 import json
-import os
 
 import pytest
 import torch
@@ -13,16 +12,7 @@ from grpo_core.train import main as cli_main
 from grpo_core.trainer import GRPOConfig, GRPOTrainer, pretrain_base
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache(tmp_path_factory):
-    """Base models are cached per test module in a temporary folder (never the user's cache)."""
-    old = os.environ.get("GRPO_CORE_CACHE")
-    os.environ["GRPO_CORE_CACHE"] = str(tmp_path_factory.mktemp("grpo_cache"))
-    yield
-    if old is None:
-        del os.environ["GRPO_CORE_CACHE"]
-    else:
-        os.environ["GRPO_CORE_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def tiny(**kw):
@@ -192,3 +182,15 @@ def test_cli_ppo_and_gpu_config(capsys):
     assert cfg.task_size == 8 and cfg.G == 16 and cfg.d_model == 128
     cfg, _ = config_from_args(["--cpu-config", "--device", "cuda"])
     assert cfg.task_size is None and cfg.G == 8
+
+
+def test_cosine_schedule_goes_from_lr_to_a_tenth():
+    tr = GRPOTrainer(tiny(lr_schedule="cosine", steps=5, lr=1e-3))
+    factors = [tr.lr_factor(k) for k in range(5)]
+    assert factors[0] == 1.0 and abs(factors[-1] - 0.1) < 1e-12 and abs(factors[2] - 0.55) < 1e-12
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    tr.train()
+    assert [rec["lr"] for rec in tr.history] == pytest.approx([1e-3 * f for f in factors])
+    assert GRPOTrainer(tiny()).lr_factor(3) == 1.0
+    with pytest.raises(ValueError, match="`lr_schedule`='linear'"):
+        tiny(lr_schedule="linear").check()

@@ -1,6 +1,6 @@
 """The book's explorers, one module per chapter; importing this package registers them all
 in :data:`grpo_core.interactive.EXPLORERS`."""
 
-from . import collapse, kl, normalisation, objective, variance  # noqa: F401
+from . import collapse, extensions, kl, normalisation, objective, variance  # noqa: F401
 
-__all__ = ["collapse", "kl", "normalisation", "objective", "variance"]
+__all__ = ["collapse", "extensions", "kl", "normalisation", "objective", "variance"]
