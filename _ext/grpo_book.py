@@ -12,7 +12,18 @@ Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``).
 3. after the build, compares per page the plotly figures the executed notebook
    displayed with the figures in the HTML, and warns for every figure that did
    not make it (an ``application/vnd.plotly.v1+json`` output with no HTML, or a
-   count mismatch). Under ``-W`` the warning fails the build.
+   count mismatch). Under ``-W`` the warning fails the build;
+4. serves MathJax 3 from the book itself: copies ``tex-chtml-full.js`` and its
+   web fonts from the installed ``sphinx-mathjax-offline`` package (a pip
+   package that ships MathJax 3's files; its Sphinx extension is not used) to
+   ``_static/mathjax/`` and points ``mathjax_path`` there, so equations render
+   with no network;
+5. removes repeated scripts: sphinx-thebe and sphinx-togglebutton register
+   their inline scripts on ``env-before-read-docs``, which Jupyter Book fires
+   twice, and a repeated ``const THEBE_JS_URL = ...`` is a JavaScript error on
+   every page;
+6. after the build, prints the size of every page and of the whole site and
+   warns when a page is over ``PAGE_BUDGET_MB`` or the site over ``SITE_BUDGET_MB``.
 """
 
 from __future__ import annotations
@@ -32,6 +43,10 @@ BOOK_BUILD_ENV = "GRPO_BOOK_BUILD"
 # process does not import grpo_core and torch); tests/test_book_plumbing.py checks they agree.
 DIV_ID_PREFIX = "grpo-plotly-"
 PLOTLY_JS = "plotly.min.js"
+MATHJAX_PATH = "mathjax/tex-chtml-full.js"     # relative to _static
+MATHJAX_FONTS = "output/chtml/fonts/woff-v2"   # where tex-chtml looks for its fonts, next to it
+PAGE_BUDGET_MB = 2.0
+SITE_BUDGET_MB = 40.0
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # Loaded before extension scripts of the default priority 500, in particular before
 # the require.js myst-nb adds on pages with widget state: plotly.min.js is a UMD
@@ -50,6 +65,71 @@ def _plotly_js_source() -> Path:
 
 def _set_build_env(app: Sphinx, config) -> None:
     os.environ[BOOK_BUILD_ENV] = "1"
+    config.mathjax_path = MATHJAX_PATH
+
+
+def _mathjax_source() -> Path:
+    from importlib.metadata import distribution
+
+    return Path(distribution("sphinx-mathjax-offline").locate_file("sphinx-mathjax-offline/static/mathjax"))
+
+
+def _copy_mathjax(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    source = _mathjax_source()
+    entry = source / Path(MATHJAX_PATH).name
+    fonts = source / MATHJAX_FONTS
+    if not entry.is_file() or not fonts.is_dir():
+        logger.warning(f"MathJax files not found under {source}; install sphinx-mathjax-offline",
+                       type="grpo_book", subtype="mathjax")
+        return
+    target = Path(app.outdir) / "_static" / Path(MATHJAX_PATH).parent
+    (target / MATHJAX_FONTS).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(entry, target / entry.name)
+    for font in fonts.glob("*.woff"):
+        shutil.copyfile(font, target / MATHJAX_FONTS / font.name)
+
+
+def _dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Drop repeated scripts from the page (same file or same inline body and attributes).
+
+    An inline script registered before the HTML builder exists comes back with filename ``""``
+    from the registry and ``None`` from the builder, so the two copies differ only there.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, kept = set(), []
+    for js in scripts:
+        key = (getattr(js, "filename", js) or "",
+               tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    scripts[:] = kept
+
+
+def _report_sizes(app: Sphinx, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    site = sum(f.stat().st_size for f in outdir.rglob("*") if f.is_file())
+    pages = []
+    for docname in sorted(app.env.found_docs):
+        path = Path(app.builder.get_outfilename(docname))
+        if path.is_file():
+            pages.append((path.stat().st_size, docname))
+    logger.info("grpo_book: page sizes (HTML, figures inline; shared _static files counted once in the site): "
+                + ", ".join(f"{name} {size / 2**20:.2f} MB" for size, name in pages))
+    logger.info(f"grpo_book: site {site / 2**20:.1f} MB in {sum(1 for f in outdir.rglob('*') if f.is_file())} files")
+    for size, name in pages:
+        if size > PAGE_BUDGET_MB * 2**20:
+            logger.warning(f"page is {size / 2**20:.2f} MB, over the {PAGE_BUDGET_MB} MB budget",
+                           location=name, type="grpo_book", subtype="size")
+    if site > SITE_BUDGET_MB * 2**20:
+        logger.warning(f"site is {site / 2**20:.1f} MB, over the {SITE_BUDGET_MB} MB budget",
+                       type="grpo_book", subtype="size")
 
 
 def _copy_plotly_js(app: Sphinx) -> None:
@@ -145,6 +225,9 @@ def _check_figures(app: Sphinx, exception) -> None:
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _set_build_env)
     app.connect("builder-inited", _copy_plotly_js)
+    app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _link_plotly_js)
+    app.connect("html-page-context", _dedupe_scripts, priority=1)
     app.connect("build-finished", _check_figures)
+    app.connect("build-finished", _report_sizes)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

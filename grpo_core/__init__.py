@@ -7,7 +7,8 @@ and explained in the book:
 - :func:`kl_k1`, :func:`kl_k2`, :func:`kl_k3`, :func:`kl_estimate`: per-token KL estimators;
 - :func:`clipped_surrogate`, :func:`aggregate`, :func:`grpo_loss`: the objective and the loss;
 - :func:`make_distribution`, :data:`DISTRIBUTIONS`: reward distributions the chapters sample from;
-- :mod:`grpo_core.interactive`: explorers, live in a kernel and static in the built book.
+- :mod:`grpo_core.interactive`: explorers, live in a kernel and static in the built book;
+- :func:`notebook_setup`: the first cell of every chapter (Colab widgets, versions, GPU).
 """
 
 from .advantages import PRESETS, bernoulli_advantages, group_advantages, loo_advantages, preset_advantages
@@ -23,6 +24,7 @@ from .objective import (
     sequence_log_ratio,
 )
 from .rewards import DISTRIBUTIONS, ParamSpec, RewardDistribution, make_distribution
+from .notebook import notebook_setup
 from . import plots
 
 # Only during a book build (GRPO_BOOK_BUILD=1, set by _ext/grpo_book.py): figures become HTML
@@ -54,4 +56,5 @@ __all__ = [
     "ParamSpec",
     "RewardDistribution",
     "make_distribution",
+    "notebook_setup",
 ]

@@ -101,6 +101,26 @@ def _to_script_json(obj) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _title_text(title) -> str:
+    text = title.get("text", "") if isinstance(title, dict) else (title or "")
+    return str(text)
+
+
+def _alt_text(layout: dict) -> str:
+    """A text alternative for a figure: its title and the titles of its axes (HTML-escaped)."""
+    import html as _html
+    import re
+
+    parts = [_title_text(layout.get("title"))]
+    for key in sorted(k for k in layout if k.startswith(("xaxis", "yaxis"))):
+        axis = layout.get(key) or {}
+        if isinstance(axis, dict) and _title_text(axis.get("title")):
+            parts.append(f"{key[0]}: {_title_text(axis.get('title'))}")
+    text = "; ".join(p for p in parts if p) or "figure"
+    text = re.sub(r"<[^>]+>", " ", text)  # plotly titles may hold <br> or <sup>
+    return _html.escape("Interactive figure. " + " ".join(text.split()), quote=True)
+
+
 class BookRenderer(MimetypeRenderer):
     """Render a figure as ``text/html`` that draws itself with a page-level plotly.js.
 
@@ -134,7 +154,7 @@ class BookRenderer(MimetypeRenderer):
         height = layout.get("height") or _DEFAULT_HEIGHT
         width = f"{layout['width']}px" if layout.get("width") else "100%"
         html = (
-            f'<div id="{div_id}" class="grpo-plotly" '
+            f'<div id="{div_id}" class="grpo-plotly" role="img" aria-label="{_alt_text(layout)}" '
             f'style="width:{width};height:{height}px;"></div>\n'
             f'<script type="text/javascript">\n'
             f"{_SCRIPT % {'div_id': div_id, 'fig_json': _to_script_json(figure)}}\n"

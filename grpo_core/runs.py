@@ -84,11 +84,21 @@ class RunResult:
         return [rec.get(key, float("nan")) for rec in self.history]
 
 
+#: Modules that only present results (figures, widgets, the setup cell): left out of
+#: :func:`source_digest`, so that editing them does not retrain every cached run.
+PRESENTATION_ONLY = ("plots.py", "interactive.py", "notebook.py", "explorers/")
+
+
 def source_digest() -> str:
-    """A hash of every ``.py`` file of grpo_core and of the torch version: part of every cache key."""
+    """A hash of grpo_core's ``.py`` files that can change a training result (all but
+    :data:`PRESENTATION_ONLY`) and of the torch version: part of every cache key."""
+    root = Path(__file__).parent
     h = hashlib.sha256(torch.__version__.encode())
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        h.update(path.relative_to(Path(__file__).parent).as_posix().encode())
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(PRESENTATION_ONLY):
+            continue
+        h.update(rel.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 

@@ -103,3 +103,16 @@ def test_nbval_sanitizers():
     assert sanitize("8 samples, 4 steps, mean 0.5000, mask 0xff") == (
         "8 samples, 4 steps, mean 0.5000, mask 0xff"
     )
+
+
+def test_book_figures_carry_a_text_alternative():
+    import plotly.graph_objects as go
+
+    from grpo_core.plots import BookRenderer
+
+    fig = go.Figure(layout=dict(title="held-out <b>success</b> & \"time\"", xaxis=dict(title="step"),
+                                yaxis=dict(title=dict(text="reward"))))
+    html = BookRenderer().to_mimebundle(fig.to_dict())["text/html"]
+    assert 'role="img"' in html
+    assert 'aria-label="Interactive figure. held-out success &amp; &quot;time&quot;; x: step; y: reward"' in html
+    assert 'aria-label="Interactive figure. figure"' in BookRenderer().to_mimebundle(go.Figure().to_dict())["text/html"]

@@ -274,3 +274,39 @@ def test_live_explorer_updates_in_a_real_kernel():
     assert any(o.get("data", {}).get("application/vnd.jupyter.widget-view+json") for o in outputs)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert text.strip() == "figurewidget 1 True True"
+
+
+def test_notebook_setup_in_colab_enables_widgets_and_reports(fake_colab, capsys):
+    from grpo_core import notebook_setup
+    from grpo_core.notebook import environment
+
+    assert notebook_setup() is None
+    out = capsys.readouterr().out
+    env = environment()
+    assert env["colab"] and fake_colab == ["enabled"]
+    assert "Colab (custom widget manager on)" in out and f"torch {env['torch']}" in out
+    assert "+" not in env["torch"]  # local build tags (+cpu, +cu121) are dropped: stable notebook output
+    notebook_setup(verbose=False)
+    assert fake_colab == ["enabled"]  # once per session
+
+
+def test_notebook_setup_outside_colab(monkeypatch, capsys):
+    from grpo_core import notebook_setup
+    from grpo_core.notebook import environment
+
+    monkeypatch.setitem(sys.modules, "google.colab", None)
+    notebook_setup()
+    env = environment()
+    assert env["colab"] is False and "not Colab" in capsys.readouterr().out
+    assert (env["gpu"] is None) == (not __import__("torch").cuda.is_available())
+
+
+def test_every_chapter_starts_with_the_setup_cell():
+    import json
+    from pathlib import Path
+
+    for nb_path in sorted(Path(__file__).parent.parent.glob("book/*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+        assert "except ImportError:" in first and '%pip install -q "grpo_core @ git+' in first, nb_path.name
+        assert "grpo_core.notebook_setup()" in first, nb_path.name

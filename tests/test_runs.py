@@ -80,3 +80,19 @@ def test_figures():
 def test_train_live_outside_a_kernel_just_runs():
     res = train_live(tiny(steps=2))
     assert len(res.history) == 2
+
+
+def test_source_digest_covers_training_code_but_not_presentation(tmp_path, monkeypatch):
+    import grpo_core.runs as rm
+
+    fake = tmp_path / "pkg"
+    (fake / "explorers").mkdir(parents=True)
+    for name in ("runs.py", "trainer.py", "plots.py", "notebook.py", "explorers/x.py"):
+        (fake / name).write_text("# v1\n")
+    monkeypatch.setattr(rm, "__file__", str(fake / "runs.py"))
+    base = rm.source_digest()
+    (fake / "plots.py").write_text("# v2\n")
+    (fake / "explorers" / "x.py").write_text("# v2\n")
+    assert rm.source_digest() == base
+    (fake / "trainer.py").write_text("# v2\n")
+    assert rm.source_digest() != base

@@ -32,7 +32,7 @@ from notebook_outputs import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-CELL_TIMEOUT_S = 300
+CELL_TIMEOUT_S = 900
 EXTRA_TIMING_KEYS = ("ExecuteTime",)  # jupyterlab-execute-time / nbextensions
 
 

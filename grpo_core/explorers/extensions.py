@@ -75,7 +75,7 @@ def _curves(scale: float) -> dict[str, list[float]]:
 def multi_reward_figure(w2: float = 0.5, scale: float = 0.1):
     """Advantages of one group under both combinations, and how much of the weak reward survives."""
     r = torch.stack([torch.tensor(GROUP_CORRECT), torch.tensor(GROUP_STYLE) * scale], 1)
-    answers = [f"{k + 1}: {'right' if c else 'wrong'}, style {s:.1f}" for k, (c, s) in enumerate(zip(GROUP_CORRECT, GROUP_STYLE))]
+    answers = [f"{k + 1} {'right' if c else 'wrong'} {s:.1f}" for k, (c, s) in enumerate(zip(GROUP_CORRECT, GROUP_STYLE))]
     data = []
     for mode, (label, color) in MODES.items():
         adv = combine_rewards(r, G, [1.0, w2], mode)
@@ -91,12 +91,14 @@ def multi_reward_figure(w2: float = 0.5, scale: float = 0.1):
         data.append(dict(type="scatter", x=[w2], y=[here], mode="markers", marker=dict(color=color, size=10),
                          showlegend=False, xaxis="x2", yaxis="y2", hoverinfo="x+y"))
     layout = dict(
-        xaxis=dict(domain=[0, 0.55], tickangle=-35, tickfont=dict(size=10)),
+        xaxis=dict(domain=[0, 0.55], tickangle=-45, tickfont=dict(size=10),
+                   title=dict(text="answer: correctness, style score", font=dict(size=11))),
         yaxis=dict(title="advantage", domain=[0, 1]),
         xaxis2=dict(domain=[0.66, 1], title="weight of the style reward w2", anchor="y2"),
         yaxis2=dict(domain=[0, 1], range=[-0.05, 1.05], anchor="x2", title="corr(advantage, style) over 512 groups"),
         barmode="group",
         legend=dict(orientation="h", y=1.12, x=0),
+        margin=dict(b=110),
     )
     return fast_figure(data, layout, height=430)
 

@@ -1,0 +1,51 @@
+"""The first cell of every chapter: :func:`notebook_setup`.
+
+After ``import grpo_core`` (installed from the repository by the same cell when missing), it turns
+on Colab's custom widget manager when running in Colab, so that the chapter's ipywidgets and
+plotly ``FigureWidget`` display, and prints what the chapter runs on: the versions of the
+libraries that matter for its numbers and whether a GPU is present.
+"""
+
+from __future__ import annotations
+
+__all__ = ["notebook_setup", "environment"]
+
+
+def _version(module) -> str:
+    return str(getattr(module, "__version__", "?")).split("+")[0]  # "2.13.0+cpu" -> "2.13.0"
+
+
+def environment() -> dict:
+    """Versions (without local build tags such as ``+cpu``), the GPU's name or None, and whether
+    this is Colab."""
+    import ipywidgets
+    import plotly
+    import torch
+
+    from . import __version__
+    from .interactive import in_colab
+
+    return {
+        "grpo_core": __version__,
+        "torch": _version(torch),
+        "plotly": _version(plotly),
+        "ipywidgets": _version(ipywidgets),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "colab": in_colab(),
+    }
+
+
+def notebook_setup(verbose: bool = True) -> None:
+    """Enable Colab's custom widget manager when in Colab; print :func:`environment` in one line.
+
+    Returns None, so that the first cell of a chapter shows the printed line only."""
+    from .interactive import _enable_colab_widgets
+
+    env = environment()
+    if env["colab"]:
+        _enable_colab_widgets()
+    if verbose:
+        libs = ", ".join(f"{k} {env[k]}" for k in ("grpo_core", "torch", "plotly", "ipywidgets"))
+        gpu = f"GPU: {env['gpu']}" if env["gpu"] else "no GPU (the CPU runs everything in this book)"
+        where = "Colab (custom widget manager on)" if env["colab"] else "not Colab"
+        print(f"{libs} | {gpu} | {where}")
