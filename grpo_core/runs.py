@@ -143,7 +143,7 @@ def run(cfg: GRPOConfig, *, eval_every: int = 10, cache: bool = False, callback=
         wall_s=train_s,
         state=state_bytes(trainer),
         params=trainer.policy.n_params(),
-        trainable_params=sum(p.numel() for m in trainer.trainable_models() for p in m.parameters()),
+        trainable_params=trainer.n_trainable(),
         rollout_tokens=trainer.tokens["rollout"],
         update_tokens=trainer.tokens["update"],
     )

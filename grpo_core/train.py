@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
         "rollout_tokens": trainer.tokens["rollout"],
         "steps": cfg.steps,
         "params": trainer.policy.n_params(),
-        "trainable_params": sum(p.numel() for m in trainer.trainable_models() for p in m.parameters()),
+        "trainable_params": trainer.n_trainable(),
         "config": dataclasses.asdict(cfg),
     }
     print(json.dumps(result))

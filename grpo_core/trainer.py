@@ -177,6 +177,12 @@ class GRPOConfig:
 # --------------------------------------------------------------------------- base model
 
 
+def cosine_factor(step: int, total: int) -> float:
+    """Cosine annealing from 1 at ``step = 0`` to 0.1 at ``step = total`` (the warm-up's schedule,
+    and the trainer's ``lr_schedule="cosine"``)."""
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("GRPO_CORE_CACHE", Path.home() / ".cache" / "grpo_core"))
 
@@ -219,7 +225,7 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
         opt.zero_grad(set_to_none=True)
         loss.backward()
         for group in opt.param_groups:  # cosine decay to a tenth
-            group["lr"] = cfg.sft_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / max(cfg.sft_steps, 1))))
+            group["lr"] = cfg.sft_lr * cosine_factor(it, max(cfg.sft_steps, 1))
         opt.step()
         if log is not None and (it + 1) % 100 == 0:
             log(f"warm-up {it + 1}/{cfg.sft_steps}: loss {loss.item():.3f}")
@@ -348,8 +354,8 @@ class GRPOTrainer:
         """Multiplier of ``lr`` (and PPO's ``value_lr``) at step ``step`` (0-based) under ``cfg.lr_schedule``."""
         if self.cfg.lr_schedule == "constant":
             return 1.0
-        frac = min(step / max(self.cfg.steps - 1, 1), 1.0)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+        last = max(self.cfg.steps - 1, 1)
+        return cosine_factor(min(step, last), last)
 
     def step(self) -> dict:
         cfg = self.cfg
@@ -453,6 +459,10 @@ class GRPOTrainer:
 
     def trainable_models(self) -> list[torch.nn.Module]:
         return [self.policy]
+
+    def n_trainable(self) -> int:
+        """Parameters that the optimisers update (PPO: policy and critic)."""
+        return sum(p.numel() for m in self.trainable_models() for p in m.parameters())
 
 
 class PPOTrainer(GRPOTrainer):

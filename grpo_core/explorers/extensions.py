@@ -40,12 +40,6 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     return correct, style
 
 
-def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denom = (a.norm() * b.norm()).item()
-    return 0.0 if denom == 0 else round((a @ b).item() / denom, 4)
-
-
 def _corr_columns(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     """Correlation of each column of ``a`` [N, W] with ``b`` [N]."""
     a = a - a.mean(0)
@@ -53,6 +47,11 @@ def _corr_columns(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     denom = a.norm(dim=0) * b.norm()
     out = torch.where(denom > 0, (b @ a) / denom.clamp(min=1e-30), torch.zeros_like(denom))
     return [round(v, 4) for v in out.tolist()]
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Correlation of ``a`` [N] with ``b`` [N]."""
+    return _corr_columns(a[:, None], b)[0]
 
 
 @functools.lru_cache(maxsize=16)
