@@ -11,7 +11,7 @@ NBVAL := -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with t
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -r requirements.txt -e .
+	$(PY) -m pip install -r requirements.txt -e ".[book,test]"
 	touch $@
 
 # Always from an empty _build: an incremental build with -W can exit 0 on a broken book.

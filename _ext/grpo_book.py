@@ -4,7 +4,7 @@ Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``).
 
 1. sets ``GRPO_BOOK_BUILD=1`` in the build process when the configuration is
    read, before myst-nb starts any kernel; kernels inherit it, and
-   ``import grpo_core`` then switches plotly to ``grpo_core.plots.BookRenderer``
+   ``import grpo_core.viz`` then switches plotly to ``grpo_core.viz.plots.BookRenderer``
    (figures become ``text/html`` that myst-nb keeps);
 2. copies ``plotly.min.js`` from the installed plotly package to the HTML
    output's ``_static/`` once, and links it (no ``defer``, before the scripts
@@ -23,7 +23,10 @@ Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``).
    twice, and a repeated ``const THEBE_JS_URL = ...`` is a JavaScript error on
    every page;
 6. after the build, prints the size of every page and of the whole site and
-   warns when a page is over ``PAGE_BUDGET_MB`` or the site over ``SITE_BUDGET_MB``.
+   warns when a page is over ``PAGE_BUDGET_MB`` or the site over ``SITE_BUDGET_MB``;
+7. provides the directive ``grpo-code-map``: the table of the page "Where the code is", built
+   from the book's equation labels and grpo_core's docstrings at build time
+   (``_ext/code_map.py``, read from the sources, no import of grpo_core).
 """
 
 from __future__ import annotations
@@ -32,14 +35,22 @@ import os
 import shutil
 from pathlib import Path
 
+import sys
+
 import nbformat
+from docutils import nodes
+from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import code_map  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 BOOK_BUILD_ENV = "GRPO_BOOK_BUILD"
-# Same prefix as grpo_core.plots.DIV_ID_PREFIX (not imported, so the build
+# Same prefix as grpo_core.viz.plots.DIV_ID_PREFIX (not imported, so the build
 # process does not import grpo_core and torch); tests/test_book_plumbing.py checks they agree.
 DIV_ID_PREFIX = "grpo-plotly-"
 PLOTLY_JS = "plotly.min.js"
@@ -222,7 +233,25 @@ def _check_figures(app: Sphinx, exception) -> None:
         logger.info("grpo_book: plotly figures per page: " + ", ".join(counts))
 
 
+class CodeMapDirective(SphinxDirective):
+    """``grpo-code-map``: one table row per labelled equation, with the page that explains it and
+    the grpo_core functions whose docstrings cite it. Rebuilt on every build, since it depends on
+    the sources of every chapter and of the package."""
+
+    has_content = False
+
+    def run(self):
+        root = Path(self.env.srcdir)
+        for path in sorted((root / "grpo_core").rglob("*.py")) + sorted((root / "book").glob("*.ipynb")):
+            self.env.note_dependency(str(path))
+        container = nodes.container(classes=["grpo-code-map"])
+        text = code_map.code_map_markdown(root)
+        self.state.nested_parse(StringList(text.splitlines(), source="grpo-code-map"), self.content_offset, container)
+        return [container]
+
+
 def setup(app: Sphinx) -> dict:
+    app.add_directive("grpo-code-map", CodeMapDirective)
     app.connect("config-inited", _set_build_env)
     app.connect("builder-inited", _copy_plotly_js)
     app.connect("builder-inited", _copy_mathjax)

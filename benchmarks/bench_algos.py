@@ -19,8 +19,8 @@ import statistics
 
 import torch
 
-from grpo_core.runs import run
-from grpo_core.trainer import GRPOConfig
+from grpo_core.training.runs import run
+from grpo_core.training.trainer import GRPOConfig
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from grpo_core.interactive import all_explorers
+from grpo_core.viz.explorers import all_explorers
 
 MEDIAN_TARGET_MS = 50.0
 WORST_TARGET_MS = 200.0

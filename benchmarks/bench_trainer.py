@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from grpo_core.trainer import GRPOConfig, make_trainer, pretrain_base
+from grpo_core.training.trainer import GRPOConfig, make_trainer, pretrain_base
 
 
 def measure(algo: str, steps: int, warmup: int, device: str | None) -> dict:

@@ -1,20 +1,43 @@
 """grpo_core: the GRPO math that every chapter of "GRPO, interactively" imports.
 
-Pure functions on torch tensors (CPU or CUDA alike), each checked by the tests in ``tests/``
-and explained in the book:
+The package has four layers; each imports only the layers above it in this list:
 
-- :func:`group_advantages`, :func:`preset_advantages`, :data:`PRESETS`: group-relative advantages;
-- :func:`kl_k1`, :func:`kl_k2`, :func:`kl_k3`, :func:`kl_estimate`: per-token KL estimators;
-- :func:`clipped_surrogate`, :func:`aggregate`, :func:`grpo_loss`: the objective and the loss;
-- :func:`make_distribution`, :data:`DISTRIBUTIONS`: reward distributions the chapters sample from;
-- :mod:`grpo_core.interactive`: explorers, live in a kernel and static in the built book;
-- :func:`notebook_setup`: the first cell of every chapter (Colab widgets, versions, GPU).
+- **the core** (this package's top-level modules; torch alone): group advantages and their
+  registry (:mod:`~grpo_core.advantages`), KL estimators (:mod:`~grpo_core.kl`), the clipped
+  surrogate, aggregation and the loss (:mod:`~grpo_core.objective`), the adaptive KL coefficient
+  (:mod:`~grpo_core.kl_control`), PPO's pieces (:mod:`~grpo_core.ppo`: GAE, whitening, value loss)
+  and DAPO's reward shaping (:mod:`~grpo_core.shaping`). Everything a training job imports.
+- :mod:`grpo_core.analysis`: the chapters' experiments (reward distributions, exact policy
+  gradients, KL analysis, variance, signal collapse, toy policies); torch and NumPy, no plotting.
+- :mod:`grpo_core.training`: a small language model, tasks, the GRPO/RLOO/PPO trainer, the
+  variants as settings, cached training runs and the command line (``python -m grpo_core.train``).
+- :mod:`grpo_core.viz`: figures, the explorers (live ipywidgets and static plotly), the first
+  cell of every chapter (:func:`grpo_core.viz.notebook_setup`); the only layer that imports
+  plotly, ipywidgets or IPython (``pip install grpo_core[book]``).
+
+``tests/test_layers.py`` checks these import directions.
 """
 
-from .advantages import PRESETS, bernoulli_advantages, group_advantages, loo_advantages, preset_advantages
+from .advantages import (
+    ADVANTAGE_ESTIMATORS,
+    COMBINE_MODES,
+    PRESETS,
+    RunningBaseline,
+    bernoulli_advantages,
+    combine_rewards,
+    compute_advantages,
+    global_baseline_advantages,
+    group_advantages,
+    loo_advantages,
+    preset_advantages,
+    register_advantage,
+    threshold_advantages,
+)
 from .kl import KL_ESTIMATORS, kl_estimate, kl_k1, kl_k2, kl_k3
+from .kl_control import AdaptiveKLController
 from .objective import (
     AGGREGATIONS,
+    RATIO_LEVELS,
     SEQUENCE_RATIOS,
     aggregate,
     aggregation_weights,
@@ -23,15 +46,10 @@ from .objective import (
     grpo_loss,
     sequence_log_ratio,
 )
-from .rewards import DISTRIBUTIONS, ParamSpec, RewardDistribution, make_distribution
-from .notebook import notebook_setup
-from . import plots
+from .ppo import gae, token_rewards, value_loss, whiten
+from .shaping import dynamic_sampling_keep, overlong_penalty, truncated
 
-# Only during a book build (GRPO_BOOK_BUILD=1, set by _ext/grpo_book.py): figures become HTML
-# that draws with the book's own copy of plotly.js. Jupyter and Colab keep their renderers.
-plots._maybe_use_book_renderer()
-
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "group_advantages",
@@ -39,22 +57,34 @@ __all__ = [
     "loo_advantages",
     "bernoulli_advantages",
     "PRESETS",
+    "threshold_advantages",
+    "RunningBaseline",
+    "global_baseline_advantages",
+    "combine_rewards",
+    "COMBINE_MODES",
+    "ADVANTAGE_ESTIMATORS",
+    "register_advantage",
+    "compute_advantages",
     "kl_k1",
     "kl_k2",
     "kl_k3",
     "kl_estimate",
     "KL_ESTIMATORS",
+    "AdaptiveKLController",
     "clipped_surrogate",
     "aggregate",
     "grpo_loss",
     "AGGREGATIONS",
+    "RATIO_LEVELS",
     "aggregation_weights",
     "clip_active",
     "sequence_log_ratio",
     "SEQUENCE_RATIOS",
-    "DISTRIBUTIONS",
-    "ParamSpec",
-    "RewardDistribution",
-    "make_distribution",
-    "notebook_setup",
+    "gae",
+    "token_rewards",
+    "value_loss",
+    "whiten",
+    "overlong_penalty",
+    "truncated",
+    "dynamic_sampling_keep",
 ]

@@ -1,4 +1,4 @@
-"""Input checks shared by every public function.
+"""Input checks shared by every public function: the only validators of grpo_core.
 
 Each check raises ``ValueError`` whose message names the argument and says how to fix it,
 so a reader who passes the wrong thing learns what was expected instead of getting a
@@ -6,6 +6,9 @@ broadcasting surprise or a NaN three functions later.
 """
 
 from __future__ import annotations
+
+import math
+import numbers
 
 import torch
 
@@ -75,13 +78,23 @@ def check_choice(value, name: str, choices) -> None:
         raise ValueError(f"`{name}`={value!r} is not known; choose one of {sorted(choices)}.")
 
 
-def check_nonneg_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"`{name}` must be a number; got {value!r}.")
+def check_nonneg_number(value, name: str, what: str = "") -> float:
+    """A finite number >= 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a number{what}; got {value!r}.")
     v = float(value)
     if not (v >= 0.0) or v == float("inf"):
-        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+        raise ValueError(f"`{name}` must be a finite number >= 0{what}; got {value!r}.")
     return v
+
+
+def check_clip_range(eps_low, eps_high) -> tuple[float, float]:
+    """The clip range ``(eps_low, eps_high)`` of the ratio; ``eps_high`` None means ``eps_low``."""
+    lo = check_nonneg_number(eps_low, "eps_low")
+    hi = lo if eps_high is None else check_nonneg_number(eps_high, "eps_high")
+    if lo > 1.0:
+        raise ValueError(f"`eps_low` must be <= 1 (the ratio is clipped below at 1 - eps_low >= 0); got {eps_low}.")
+    return lo, hi
 
 
 def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
@@ -96,3 +109,131 @@ def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
         if not bool(((m == 0) | (m == 1)).all()):
             raise ValueError(f"`{name}` must hold only 0 and 1 (or True/False); use a bool tensor.")
     return m.to(device=like.device, dtype=like.dtype)
+
+
+def check_real(value, name: str, what: str = "", minimum: float | None = None) -> float:
+    """A finite real number (not a bool), at least ``minimum`` if given; ``what`` says what it is,
+    e.g. ``" (a mean)"``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a real number{what}; got {value!r}.")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be a finite number{what}; got {value!r}.")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum:g}{what}; got {value!r}.")
+    return v
+
+
+def check_positive(value, name: str, what: str = "") -> float:
+    """A finite number > 0."""
+    v = check_real(value, name, what)
+    if not v > 0.0:
+        raise ValueError(f"`{name}` must be > 0{what}; got {value!r}.")
+    return v
+
+
+def check_unit_interval(value, name: str, what: str = " (a probability)") -> float:
+    """A finite number in [0, 1]."""
+    v = check_real(value, name, what)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1]{what}; got {value!r}.")
+    return v
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """An int in [0, 2**64), what ``torch.Generator.manual_seed`` accepts."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"`{name}` must be an int; got {seed!r}.")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"`{name}` must be in [0, 2**64); got {seed}.")
+    return int(seed)
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """None (the CPU), a ``torch.device`` or a device string such as ``"cpu"`` or ``"cuda:0"``."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"`{name}` must be None, a torch.device or a string like 'cuda'; got {device!r} ({err}).") from None
+
+
+def check_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """A floating torch dtype."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"`{name}` must be a floating torch dtype such as torch.float32; got {dtype!r}.")
+    return dtype
+
+
+def as_grouped(rewards, group_size) -> tuple[torch.Tensor, torch.Size]:
+    """Validate ``rewards`` (``[B*G]`` with groups contiguous, or ``[B, G]``) and view them as
+    ``[B, G]``; also return the shape to give back."""
+    r = as_float_tensor(rewards, "rewards")
+    g = check_group_size(group_size)
+    if r.dim() == 1:
+        if r.numel() == 0 or r.numel() % g != 0:
+            raise ValueError(
+                f"`rewards` has {r.numel()} entries, which is not a positive multiple of "
+                f"group_size={g}. Pass B*G rewards with each prompt's G answers contiguous, "
+                f"or a [B, G] tensor; drop or complete any partial group first."
+            )
+        grouped = r.view(-1, g)
+    elif r.dim() == 2:
+        if r.shape[1] != g or r.shape[0] == 0:
+            raise ValueError(
+                f"`rewards` has shape {tuple(r.shape)} but group_size={g}; a 2-D tensor must be "
+                f"[B, G] with G == group_size and B >= 1."
+            )
+        grouped = r
+    else:
+        raise ValueError(f"`rewards` must be 1-D [B*G] or 2-D [B, G]; got shape {tuple(r.shape)}.")
+    check_finite(grouped, "rewards")
+    return grouped, r.shape
+
+
+def check_instance(value, cls: type, name: str, hint: str = ""):
+    """``value`` must be an instance of ``cls``; ``hint`` says where to get one."""
+    if not isinstance(value, cls):
+        raise ValueError(f"`{name}` must be a {cls.__name__}{hint}; got {type(value).__name__}.")
+    return value
+
+
+def as_probs(x, name: str) -> torch.Tensor:
+    """A categorical distribution: a 1-D float64 vector of K >= 2 non-negative entries summing to 1."""
+    p = as_float_tensor(x, name).double()
+    if p.dim() != 1 or p.numel() < 2:
+        raise ValueError(f"`{name}` must be a 1-D vector of K >= 2 probabilities; got shape {tuple(p.shape)}.")
+    check_finite(p, name)
+    if bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"`{name}` must be non-negative and sum to 1 (a categorical distribution); got sum {float(p.sum()):.6g}.")
+    return p
+
+
+def as_prob_pair(probs, ref_probs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two categorical distributions over the same K answers (see :func:`as_probs`)."""
+    p, q = as_probs(probs, "probs"), as_probs(ref_probs, "ref_probs")
+    if p.shape != q.shape:
+        raise ValueError(f"`ref_probs` has {q.numel()} entries but `probs` has {p.numel()}; both must cover the same K answers.")
+    return p, q
+
+
+def as_logits(x, name: str) -> torch.Tensor:
+    """A 1-D finite vector of K >= 2 logits, one per answer."""
+    t = as_float_tensor(x, name)
+    if t.dim() != 1 or t.numel() < 2:
+        raise ValueError(f"`{name}` must be 1-D with K >= 2 entries (one logit per answer); got shape {tuple(t.shape)}.")
+    check_finite(t, name)
+    return t
+
+
+def as_actions(actions, k: int, name: str = "actions") -> torch.Tensor:
+    """A non-empty 1-D integer tensor of answer indices in ``0..k-1``, as int64."""
+    a = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(actions)
+    if a.is_floating_point() or a.is_complex() or a.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer answer indices; got dtype {a.dtype}.")
+    if a.dim() != 1 or a.numel() == 0:
+        raise ValueError(f"`{name}` must be 1-D and non-empty (one sampled answer each); got shape {tuple(a.shape)}.")
+    if bool((a < 0).any()) or bool((a >= k).any()):
+        raise ValueError(f"`{name}` must lie in 0..{k - 1} (there are K = {k} answers); got {a.min().item()}..{a.max().item()}.")
+    return a.long()

@@ -9,47 +9,51 @@ not copies: which std (population or Bessel's sample std), whose std (the group'
 batch's, or none at all as in Dr. GRPO), the epsilon, and what happens to a group whose rewards
 are all equal. :data:`PRESETS` names the combinations used by the source notes, DeepSeekMath,
 Hugging Face TRL and verl, and :func:`preset_advantages` applies one.
+
+Also here: the leave-one-out baseline (:func:`loo_advantages`), the closed form for 0/1 rewards
+(:func:`bernoulli_advantages`), the signal-collapse mitigations that change the advantage
+(:func:`threshold_advantages`, :func:`global_baseline_advantages` with a :class:`RunningBaseline`),
+several rewards per answer (:func:`combine_rewards`, incl. GDPO), and
+:data:`ADVANTAGE_ESTIMATORS`, the one registry of estimators by name (:func:`compute_advantages`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from ._checks import as_float_tensor, check_choice, check_finite, check_group_size, check_nonneg_number
+from ._checks import (
+    as_float_tensor,
+    as_grouped,
+    check_choice,
+    check_finite,
+    check_group_size,
+    check_nonneg_number,
+    check_real,
+)
 
-__all__ = ["group_advantages", "loo_advantages", "preset_advantages", "bernoulli_advantages", "PRESETS"]
+__all__ = [
+    "group_advantages",
+    "loo_advantages",
+    "preset_advantages",
+    "bernoulli_advantages",
+    "PRESETS",
+    "threshold_advantages",
+    "RunningBaseline",
+    "global_baseline_advantages",
+    "combine_rewards",
+    "COMBINE_MODES",
+    "AdvantageEstimator",
+    "ADVANTAGE_ESTIMATORS",
+    "register_advantage",
+    "compute_advantages",
+]
 
 _SCALES = ("group", "batch", "none")
 _STDS = ("population", "sample")
-
-
-def _grouped(rewards, group_size: int) -> tuple[torch.Tensor, torch.Size]:
-    """Validate ``rewards`` and view them as ``[B, G]``; also return the shape to give back."""
-    r = as_float_tensor(rewards, "rewards")
-    g = check_group_size(group_size)
-    if r.dim() == 1:
-        if r.numel() == 0 or r.numel() % g != 0:
-            raise ValueError(
-                f"`rewards` has {r.numel()} entries, which is not a positive multiple of "
-                f"group_size={g}. Pass B*G rewards with each prompt's G answers contiguous, "
-                f"or a [B, G] tensor; drop or complete any partial group first."
-            )
-        grouped = r.view(-1, g)
-    elif r.dim() == 2:
-        if r.shape[1] != g or r.shape[0] == 0:
-            raise ValueError(
-                f"`rewards` has shape {tuple(r.shape)} but group_size={g}; a 2-D tensor must be "
-                f"[B, G] with G == group_size and B >= 1."
-            )
-        grouped = r
-    else:
-        raise ValueError(
-            f"`rewards` must be 1-D [B*G] or 2-D [B, G]; got shape {tuple(r.shape)}."
-        )
-    check_finite(grouped, "rewards")
-    return grouped, r.shape
 
 
 def group_advantages(
@@ -92,7 +96,7 @@ def group_advantages(
         ValueError: non-finite rewards, a size that is not a multiple of ``group_size``,
             ``group_size < 2``, an unknown ``scale`` or ``std``, a negative ``eps``.
     """
-    grouped, shape = _grouped(rewards, group_size)
+    grouped, shape = as_grouped(rewards, group_size)
     check_choice(scale, "scale", _SCALES)
     check_choice(std, "std", _STDS)
     eps = check_nonneg_number(eps, "eps")
@@ -129,7 +133,7 @@ def loo_advantages(rewards, group_size: int) -> torch.Tensor:
     unbiased; it is the mean-only (Dr. GRPO) advantage scaled by ``G / (G - 1)``. Same shape and
     input checks as :func:`group_advantages`.
     """
-    grouped, shape = _grouped(rewards, group_size)
+    grouped, shape = as_grouped(rewards, group_size)
     g = grouped.shape[1]
     loo_mean = (grouped.sum(dim=1, keepdim=True) - grouped) / (g - 1)
     return (grouped - loo_mean).reshape(shape)
@@ -200,3 +204,205 @@ def bernoulli_advantages(k, group_size: int, *, std: str = "population") -> tupl
     right = torch.where(kt == 0, torch.full_like(p, math.nan), right)
     wrong = torch.where(kt == g, torch.full_like(p, math.nan), wrong)
     return right, wrong
+
+
+# ------------------------------------------------------------------ collapse mitigations
+
+
+def threshold_advantages(rewards, group_size: int, threshold: float, **advantage_kwargs) -> torch.Tensor:
+    """Group advantages, except that a group whose *best* reward is below ``threshold`` gets 0.
+
+    The notes' "absolute reward threshold" (seed 7.1, mitigation 3): inside a group of uniformly
+    poor answers the least poor one would still get a positive advantage; with the threshold, such
+    a group teaches nothing instead of reinforcing a bad answer. ``advantage_kwargs`` go to
+    :func:`grpo_core.group_advantages`. Same shape as ``rewards``.
+    """
+    grouped, shape = as_grouped(rewards, group_size)
+    threshold = check_real(threshold, "threshold", " (a reward level)")
+    adv = group_advantages(grouped, group_size, **advantage_kwargs)
+    below = grouped.amax(dim=1, keepdim=True) < threshold
+    return torch.where(below, torch.zeros_like(adv), adv).reshape(shape)
+
+
+class RunningBaseline:
+    """A running mean and std of all rewards seen so far (exponential moving average).
+
+    ``momentum`` is the weight of the past: after each :meth:`update` with a batch mean ``m``,
+    ``mean <- momentum * mean + (1 - momentum) * m`` (the first batch sets it directly), and the
+    same for the second moment. The notes' "light global baseline" (seed 7.1, mitigation 4).
+    """
+
+    def __init__(self, momentum: float = 0.9):
+        m = check_nonneg_number(momentum, "momentum")
+        if m >= 1.0:
+            raise ValueError(f"`momentum` must be in [0, 1); got {momentum!r}.")
+        self.momentum = m
+        self.mean: float | None = None
+        self._second: float | None = None
+
+    @property
+    def std(self) -> float:
+        if self.mean is None:
+            return float("nan")
+        return math.sqrt(max(self._second - self.mean**2, 0.0))
+
+    def update(self, rewards) -> None:
+        r = torch.as_tensor(rewards, dtype=torch.float64)
+        check_finite(r, "rewards")
+        if r.numel() == 0:
+            raise ValueError("`rewards` is empty; update the baseline with at least one reward.")
+        m, s = float(r.mean()), float((r * r).mean())
+        if self.mean is None:
+            self.mean, self._second = m, s
+        else:
+            a = self.momentum
+            self.mean = a * self.mean + (1 - a) * m
+            self._second = a * self._second + (1 - a) * s
+
+
+def global_baseline_advantages(rewards, group_size: int, baseline: RunningBaseline, *, eps: float = 1e-6, **advantage_kwargs) -> torch.Tensor:
+    """Group advantages where they exist; ``(r - b) / (s + eps)`` for groups without spread.
+
+    ``b`` and ``s`` are the running mean and std of ``baseline`` *before* this batch (call
+    ``baseline.update(rewards)`` afterwards), so a group whose answers all succeeded still gets a
+    positive advantage when the policy usually fails, and an all-failed group a negative one.
+    Before the baseline has seen any reward it behaves like :func:`grpo_core.group_advantages`.
+    """
+    grouped, shape = as_grouped(rewards, group_size)
+    eps = check_nonneg_number(eps, "eps")
+    adv = group_advantages(grouped, group_size, **advantage_kwargs)
+    if baseline.mean is None:
+        return adv.reshape(shape)
+    flat = grouped.amax(dim=1, keepdim=True) == grouped.amin(dim=1, keepdim=True)
+    fallback = (grouped - baseline.mean) / (baseline.std + eps)
+    return torch.where(flat, fallback.to(adv.dtype), adv).reshape(shape)
+
+
+# ----------------------------------------------------------------------- several rewards
+
+
+#: How :func:`combine_rewards` turns K rewards per answer into one advantage.
+COMBINE_MODES = {
+    "sum-then-normalize": "weighted sum of the K rewards, then group normalisation (GRPO; TRL's default)",
+    "normalize-then-sum": "group normalisation of each reward, weighted sum, then batch normalisation (GDPO)",
+}
+
+
+def combine_rewards(rewards, group_size: int, weights=None, mode: str = "sum-then-normalize", *, eps: float = 1e-6) -> torch.Tensor:
+    """One advantage per answer from ``K`` rewards per answer (book Eq. ``multi-reward``).
+
+    Args:
+        rewards: ``[N, K]``, answer n's K rewards; N a multiple of ``group_size``, groups contiguous.
+        group_size: G.
+        weights: ``[K]`` non-negative weights (default all 1).
+        mode: ``"sum-then-normalize"``: ``A = group_advantages(sum_k w_k r_k)``;
+            ``"normalize-then-sum"`` (GDPO): ``a = sum_k w_k group_advantages(r_k)``, then
+            ``A = (a - mean(a)) / (std(a) + eps)`` over the whole batch.
+        eps: added to the batch std of GDPO's last step.
+
+    Returns:
+        ``[N]`` advantages.
+    """
+    r = as_float_tensor(rewards, "rewards")
+    if r.dim() != 2:
+        raise ValueError(f"`rewards` must be [N, K] (answers x rewards); got shape {tuple(r.shape)}.")
+    check_finite(r, "rewards")
+    check_group_size(group_size)
+    k = r.shape[1]
+    w = torch.ones(k, dtype=r.dtype) if weights is None else as_float_tensor(weights, "weights").to(r.dtype)
+    if w.shape != (k,):
+        raise ValueError(f"`weights` has shape {tuple(w.shape)}; it must be [K] = ({k},), one weight per reward.")
+    check_finite(w, "weights")
+    if bool((w < 0).any()):
+        raise ValueError("`weights` must be >= 0; flip the sign of a reward instead of giving it a negative weight.")
+    w = w.to(r.device)
+    if mode == "sum-then-normalize":
+        return group_advantages(r @ w, group_size)
+    if mode == "normalize-then-sum":
+        per_reward = torch.stack([group_advantages(r[:, j], group_size) for j in range(k)], dim=1)
+        a = per_reward @ w
+        return (a - a.mean()) / (a.std(correction=0) + check_nonneg_number(eps, "eps"))
+    raise ValueError(f"`mode`={mode!r} is not known; choose one of {sorted(COMBINE_MODES)}.")
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+@dataclass(frozen=True)
+class AdvantageEstimator:
+    """A named advantage estimator: ``fn(rewards, group_size, **options) -> advantages`` (shape of
+    ``rewards``), a one-line ``description``, the names of the keyword ``options`` it takes and
+    those of them it cannot do without (``required``)."""
+
+    name: str
+    fn: Callable
+    description: str
+    options: tuple = ()
+    required: tuple = ()
+
+
+#: Every advantage estimator of the book, by name: one registry that the trainer
+#: (``GRPOConfig.advantages``), the toy policies and the variance chapter's estimators look up,
+#: in the spirit of verl's ``register_adv_est``.
+ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
+
+
+def register_advantage(name: str, description: str, options=(), required=()):
+    """Decorator: add ``fn(rewards, group_size, **options)`` to :data:`ADVANTAGE_ESTIMATORS`."""
+
+    def deco(fn):
+        if name in ADVANTAGE_ESTIMATORS:
+            raise ValueError(f"An advantage estimator named {name!r} is already registered.")
+        ADVANTAGE_ESTIMATORS[name] = AdvantageEstimator(name, fn, description, tuple(options), tuple(required))
+        return fn
+
+    return deco
+
+
+def compute_advantages(name: str, rewards, group_size: int, **options) -> torch.Tensor:
+    """The advantages of estimator ``name`` (a key of :data:`ADVANTAGE_ESTIMATORS`).
+
+    ``options`` go to the estimator (e.g. ``eps`` or ``std_floor`` for ``"grpo"``, ``threshold``
+    for ``"threshold"``, ``baseline`` for ``"global-baseline"``); an option the estimator does not
+    take is an error that lists the ones it does.
+    """
+    check_choice(name, "advantages", ADVANTAGE_ESTIMATORS)
+    est = ADVANTAGE_ESTIMATORS[name]
+    unknown = sorted(set(options) - set(est.options))
+    if unknown:
+        raise ValueError(f"advantage estimator {name!r} takes no option(s) {unknown}; its options are {list(est.options)}.")
+    missing = sorted(set(est.required) - set(options))
+    if missing:
+        raise ValueError(f"advantage estimator {name!r} needs the option(s) {missing}.")
+    return est.fn(rewards, group_size, **options)
+
+
+#: The options of :func:`group_advantages`, which every group-normalising estimator accepts.
+GROUP_OPTIONS = ("scale", "std", "eps", "zero_equal_groups", "zero_if_std_below", "std_floor")
+
+register_advantage(
+    "grpo", "(r - group mean) / (population std + 1e-8); all-equal groups get 0 (the book's GRPO)", GROUP_OPTIONS
+)(group_advantages)
+register_advantage("rloo", "r - mean of the other G - 1 rewards (leave-one-out, RLOO)")(loo_advantages)
+
+
+def _preset_estimator(preset: str) -> Callable:
+    def fn(rewards, group_size, **options):
+        return group_advantages(rewards, group_size, **{**PRESETS[preset], **options})
+
+    return fn
+
+
+for _name, _settings in PRESETS.items():
+    register_advantage(_name, f"group_advantages with the {_name!r} conventions {_settings}", GROUP_OPTIONS)(
+        _preset_estimator(_name)
+    )
+
+register_advantage(
+    "threshold", "group advantages, but 0 for a group whose best reward is below `threshold`",
+    ("threshold",) + GROUP_OPTIONS, required=("threshold",),
+)(lambda rewards, group_size, *, threshold, **options: threshold_advantages(rewards, group_size, threshold, **options))
+register_advantage(
+    "global-baseline", "group advantages; a group without spread is scored against a running baseline",
+    ("baseline", "eps") + GROUP_OPTIONS[:2] + GROUP_OPTIONS[3:], required=("baseline",),
+)(lambda rewards, group_size, *, baseline, **options: global_baseline_advantages(rewards, group_size, baseline, **options))

@@ -1,7 +1,7 @@
 """Per-token estimators of KL(pi_theta || pi_ref) from tokens sampled from pi_theta.
 
 With ``log_r = log pi_ref(o_t) - log pi_theta(o_t)`` for a token ``o_t`` drawn from pi_theta
-(J. Schulman, "Approximating KL Divergence", 2020; book Eqs. ``kl-k1``..``kl-k3``)::
+(J. Schulman, "Approximating KL Divergence", 2020; book Eq. ``kl-estimators``)::
 
     k1 = -log_r                       unbiased, can be negative per token, high variance
     k2 = log_r**2 / 2                 biased, >= 0, low variance
@@ -38,12 +38,12 @@ def _log_ratio(logp, ref_logp) -> torch.Tensor:
 
 
 def kl_k1(logp, ref_logp) -> torch.Tensor:
-    """k1 = log pi_theta - log pi_ref per token (book Eq. ``kl-k1``)."""
+    """k1 = log pi_theta - log pi_ref per token (book Eq. ``kl-estimators``)."""
     return -_log_ratio(logp, ref_logp)
 
 
 def kl_k2(logp, ref_logp) -> torch.Tensor:
-    """k2 = (log pi_ref - log pi_theta)**2 / 2 per token (book Eq. ``kl-k2``)."""
+    """k2 = (log pi_ref - log pi_theta)**2 / 2 per token (book Eq. ``kl-estimators``)."""
     return 0.5 * _log_ratio(logp, ref_logp).square()
 
 
@@ -60,7 +60,7 @@ def _k3_from_log_ratio(x: torch.Tensor) -> torch.Tensor:
 
 
 def kl_k3(logp, ref_logp) -> torch.Tensor:
-    """k3 = pi_ref/pi_theta - log(pi_ref/pi_theta) - 1 per token (book Eq. ``kl-k3``, DeepSeekMath Eq. 4).
+    """k3 = pi_ref/pi_theta - log(pi_ref/pi_theta) - 1 per token (book Eq. ``kl-estimators``, DeepSeekMath Eq. 4).
 
     Computed from the log-ratio with ``expm1`` (and a Taylor series near 0), never from the
     probabilities themselves, so it stays accurate for tiny and for large gaps: a gap of

@@ -15,24 +15,16 @@ sign. The paper states it per update with ``k_beta = 0.1``; its code (and TRL's 
 in samples, calling ``update(kl, batch_size)``. Both are this class: the defaults
 (``k_beta = 0.1``, ``horizon = 1``, one call per step) are the paper's.
 
-Both controllers here fit :class:`grpo_core.toy.KLController`, so :func:`grpo_core.toy.train_toy`
+Both controllers here fit :class:`grpo_core.analysis.toy.KLController`, so :func:`grpo_core.analysis.toy.train_toy`
 accepts them as ``kl_controller=``.
 """
 
 from __future__ import annotations
 
-import math
 
-from ._checks import check_nonneg_number
+from ._checks import check_int, check_nonneg_number, check_positive, check_real
 
 __all__ = ["AdaptiveKLController", "FixedKLController"]
-
-
-def _positive(value, name: str) -> float:
-    v = check_nonneg_number(value, name)
-    if v == 0.0:
-        raise ValueError(f"`{name}` must be > 0; got {value!r}.")
-    return v
 
 
 class AdaptiveKLController:
@@ -50,19 +42,18 @@ class AdaptiveKLController:
     """
 
     def __init__(self, init_beta: float, target: float, horizon: float = 1.0, k_beta: float = 0.1, max_error: float = 0.2):
-        self.beta = _positive(init_beta, "init_beta")
-        self.target = _positive(target, "target")
-        self.horizon = _positive(horizon, "horizon")
+        self.beta = check_positive(init_beta, "init_beta")
+        self.target = check_positive(target, "target")
+        self.horizon = check_positive(horizon, "horizon")
         self.k_beta = check_nonneg_number(k_beta, "k_beta")
-        self.max_error = _positive(max_error, "max_error")
+        self.max_error = check_positive(max_error, "max_error")
         if self.max_error >= 1.0:
             raise ValueError(f"`max_error` must be in (0, 1) so that beta stays positive; got {max_error!r}.")
         self.history = [self.beta]
 
     def error(self, kl: float) -> float:
         """The clipped relative error ``clip(kl / target - 1, -max_error, max_error)``."""
-        if isinstance(kl, bool) or not isinstance(kl, (int, float)) or not math.isfinite(kl):
-            raise ValueError(f"`kl` must be a finite number (the KL measured this step); got {kl!r}.")
+        kl = check_real(kl, "kl", " (the KL measured this step)")
         return min(max(kl / self.target - 1.0, -self.max_error), self.max_error)
 
     def update(self, kl: float, n_steps: int = 1) -> float:
@@ -70,8 +61,7 @@ class AdaptiveKLController:
 
         A KL below zero (a k1 estimate can be negative) simply counts as "far below target".
         """
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ValueError(f"`n_steps` must be an int >= 1; got {n_steps!r}.")
+        check_int(n_steps, "n_steps")
         step = self.k_beta * n_steps / self.horizon
         if step * self.max_error >= 1.0:
             raise ValueError(

@@ -17,6 +17,7 @@ from ._checks import (
     as_float_tensor,
     as_mask,
     check_choice,
+    check_clip_range,
     check_int,
     check_finite,
     check_nonneg_number,
@@ -67,14 +68,6 @@ def _broadcast_advantages(advantages, like: torch.Tensor) -> torch.Tensor:
     return out.to(like.dtype)
 
 
-def _check_eps(eps_low, eps_high) -> tuple[float, float]:
-    lo = check_nonneg_number(eps_low, "eps_low")
-    hi = lo if eps_high is None else check_nonneg_number(eps_high, "eps_high")
-    if lo > 1.0:
-        raise ValueError(f"`eps_low` must be <= 1 (the ratio is clipped below at 1 - eps_low >= 0); got {eps_low}.")
-    return lo, hi
-
-
 def _ratio(logp, old_logp) -> tuple[torch.Tensor, torch.Tensor]:
     lp = as_float_tensor(logp, "logp")
     old = as_float_tensor(old_logp, "old_logp")
@@ -113,7 +106,7 @@ def clipped_surrogate(logp, old_logp, advantages, eps_low: float = 0.2, eps_high
         with ``A > 0``, or ``r < 1 - eps_low`` with ``A < 0``) it does not depend on ``logp``, so
         its gradient there is exactly 0.
     """
-    lo, hi = _check_eps(eps_low, eps_high)
+    lo, hi = check_clip_range(eps_low, eps_high)
     lp, ratio = _ratio(logp, old_logp)
     adv = _broadcast_advantages(advantages, lp)
     return torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv)
@@ -203,7 +196,7 @@ def grpo_loss(
         (``r > 1 + eps_high`` and ``A > 0``), ``clip_frac`` (their sum), ``ratio_mean``,
         ``advantage_mean``, ``policy_loss`` and ``kl_loss`` (the two parts of ``loss``).
     """
-    lo, hi = _check_eps(eps_low, eps_high)
+    lo, hi = check_clip_range(eps_low, eps_high)
     beta = check_nonneg_number(beta, "beta")
     check_choice(kl, "kl", KL_ESTIMATORS)
     check_choice(agg, "agg", AGGREGATIONS)
@@ -272,7 +265,7 @@ def clip_active(logp, old_logp, advantages, eps_low: float = 0.2, eps_high: floa
     Returns:
         A bool tensor of ``logp``'s shape; combine it with the padding mask yourself.
     """
-    lo, hi = _check_eps(eps_low, eps_high)
+    lo, hi = check_clip_range(eps_low, eps_high)
     lp, ratio = _ratio(logp, old_logp)
     adv = _broadcast_advantages(advantages, lp)
     ratio = ratio.detach()

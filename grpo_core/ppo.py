@@ -1,7 +1,7 @@
 """PPO's pieces for the trainer chapter's comparison: token rewards, GAE and the clipped value loss.
 
 PPO as used for language models (Ziegler et al. 2019; Ouyang et al. 2022) differs from GRPO in
-where the advantage comes from. A critic ``V`` (here a :class:`grpo_core.models.ValueHead`, a
+where the advantage comes from. A critic ``V`` (here a :class:`grpo_core.training.models.ValueHead`, a
 second transformer the size of the policy) predicts, before each completion token ``t``, the
 reward still to come. The verifiable reward arrives at the last token; with ``beta > 0`` each
 token also pays ``-beta * (log pi_old - log pi_ref)`` (the KL penalty sits in the reward, not in
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_float_tensor, as_mask, check_finite, check_nonneg_number
+from ._checks import as_float_tensor, as_mask, check_finite, check_nonneg_number, check_unit_interval
 
 __all__ = ["token_rewards", "gae", "whiten", "value_loss"]
 
@@ -54,33 +54,60 @@ def token_rewards(rewards, mask, old_logp=None, ref_logp=None, beta: float = 0.0
     return out
 
 
-def gae(token_reward, values, mask, gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation over completion tokens: ``(advantages, returns)``, ``[B, T]``.
+def gae(token_reward, values, mask=None, gamma: float = 1.0, lam: float = 0.95, *, last_value=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016; book Eq. ``var-gae``): ``(advantages, returns)``.
 
-    ``values[b, t]`` is the critic's estimate before token t. Padding gets 0 and does not pass
-    anything back. ``lam = 1`` gives Monte Carlo returns minus the value; ``lam = 0`` one-step TD.
+    ``A_t = sum_k (gamma lam)**k delta_{t+k}`` with the TD errors
+    ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``, over each row of T steps, backwards in time
+    (the loop runs over time steps, never over rows); ``returns = A + V``.
+
+    Args:
+        token_reward: ``[N, T]`` (or ``[T]``) per-step rewards; for a language model with an
+            outcome reward, all zeros except at the last token (:func:`token_rewards`).
+        values: the critic's ``V(s_t)`` before each step, same shape.
+        mask: optional 0/1 of the same shape (1 = a real completion token). Padding gets advantage
+            and return 0 and passes nothing back; None means every step is real.
+        gamma, lam: discount and GAE parameter in [0, 1]. ``lam = 1`` gives the Monte Carlo return
+            minus the value, ``lam = 0`` the one-step TD error.
+        last_value: ``V(s_T)`` after the last step, one per row; default 0 (the episode ended).
+
+    Returns:
+        ``(advantages, returns)``, each shaped like ``token_reward``.
     """
     r = as_float_tensor(token_reward, "token_reward")
-    v = as_float_tensor(values, "values")
+    v = as_float_tensor(values, "values").to(r.dtype)
     if v.shape != r.shape:
         raise ValueError(f"`values` has shape {tuple(v.shape)}; it must match `token_reward` {tuple(r.shape)}.")
-    m = as_mask(mask, r)
-    for name, x in (("gamma", gamma), ("lam", lam)):
-        check_nonneg_number(x, name)
-        if x > 1:
-            raise ValueError(f"`{name}` must be in [0, 1]; got {x!r}.")
+    if r.dim() not in (1, 2) or r.shape[-1] == 0:
+        raise ValueError(f"`token_reward` must be [N, T] (or [T]) with T >= 1; got shape {tuple(r.shape)}.")
+    gamma = check_unit_interval(gamma, "gamma", " (the discount)")
+    lam = check_unit_interval(lam, "lam", " (the GAE parameter)")
     check_finite(r, "token_reward")
     check_finite(v, "values")
-    v = v * m
+    squeeze = r.dim() == 1
+    if squeeze:
+        r, v = r[None], v[None]
+    m = None if mask is None else as_mask(mask if not squeeze else torch.as_tensor(mask)[None], r)
+    if m is not None:
+        v = v * m
+    if last_value is None:
+        next_v = torch.zeros_like(r[:, 0])
+    else:
+        next_v = as_float_tensor(last_value, "last_value").to(r.dtype).reshape(-1)
+        if next_v.shape != r[:, 0].shape:
+            raise ValueError(f"`last_value` must have one entry per row ({r.shape[0]}); got shape {tuple(next_v.shape)}.")
+        check_finite(next_v, "last_value")
     adv = torch.zeros_like(r)
     running = torch.zeros_like(r[:, 0])
-    next_v = torch.zeros_like(r[:, 0])
     for t in range(r.shape[1] - 1, -1, -1):
         delta = r[:, t] + gamma * next_v - v[:, t]
-        running = (delta + gamma * lam * running) * m[:, t]
+        running = delta + gamma * lam * running
+        if m is not None:
+            running = running * m[:, t]
         adv[:, t] = running
         next_v = v[:, t]
-    return adv, (adv + v) * m
+    returns = adv + v if m is None else (adv + v) * m
+    return (adv[0], returns[0]) if squeeze else (adv, returns)
 
 
 def whiten(x, mask, eps: float = 1e-8) -> torch.Tensor:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from grpo_core import plots
+from grpo_core.viz import plots
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,12 +59,12 @@ def test_book_renderer_ids_are_unique_and_script_cannot_be_closed_early():
 def test_renderer_switches_only_when_book_build_is_set(monkeypatch, restore_renderer):
     pio.renderers.default = "json"
     monkeypatch.delenv(plots.BOOK_BUILD_ENV, raising=False)
-    assert plots._maybe_use_book_renderer() is False
+    assert plots.maybe_use_book_renderer() is False
     assert pio.renderers.default == "json"
     monkeypatch.setenv(plots.BOOK_BUILD_ENV, "0")
-    assert plots._maybe_use_book_renderer() is False
+    assert plots.maybe_use_book_renderer() is False
     monkeypatch.setenv(plots.BOOK_BUILD_ENV, "1")
-    assert plots._maybe_use_book_renderer() is True
+    assert plots.maybe_use_book_renderer() is True
     assert pio.renderers.default == plots.BOOK_RENDERER
     assert set(go.Figure()._repr_mimebundle_()) == {"text/html"}
 
@@ -108,7 +108,7 @@ def test_nbval_sanitizers():
 def test_book_figures_carry_a_text_alternative():
     import plotly.graph_objects as go
 
-    from grpo_core.plots import BookRenderer
+    from grpo_core.viz.plots import BookRenderer
 
     fig = go.Figure(layout=dict(title="held-out <b>success</b> & \"time\"", xaxis=dict(title="step"),
                                 yaxis=dict(title=dict(text="reward"))))

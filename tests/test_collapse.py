@@ -6,14 +6,8 @@ import pytest
 import torch
 
 from grpo_core import group_advantages
-from grpo_core.collapse import (
-    RunningBaseline,
-    dynamic_sampling_keep,
-    global_baseline_advantages,
-    threshold_advantages,
-    zero_spread_probability,
-    zero_std_fraction,
-)
+from grpo_core import RunningBaseline, dynamic_sampling_keep, global_baseline_advantages, threshold_advantages
+from grpo_core.analysis.collapse import zero_spread_probability, zero_std_fraction
 
 
 def test_zero_std_fraction_hand_value():

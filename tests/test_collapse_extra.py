@@ -8,16 +8,10 @@ import math
 import pytest
 import torch
 
-from grpo_core import group_advantages, make_distribution
-from grpo_core.collapse import (
-    advantage_scale,
-    collapse_metrics,
-    expected_zero_spread,
-    group_reward_std,
-    threshold_advantages,
-    zero_spread_probability,
-    zero_std_fraction,
-)
+from grpo_core import group_advantages
+from grpo_core.analysis.rewards import make_distribution
+from grpo_core.analysis.collapse import (advantage_scale, collapse_metrics, expected_zero_spread, group_reward_std, zero_spread_probability, zero_std_fraction)
+from grpo_core import threshold_advantages
 
 SCENARIO_1 = [7.0, 7.1, 6.9, 7.0]
 SCENARIO_2 = [9.8, 9.9, 9.7, 9.85]

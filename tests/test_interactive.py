@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from grpo_core import interactive
-from grpo_core.interactive import Choice, Explorer, Slider, all_explorers, get_explorer
-from grpo_core.plots import BOOK_BUILD_ENV, BookRenderer
+from grpo_core.viz import interactive
+from grpo_core.viz.interactive import Choice, Explorer, Slider
+from grpo_core.viz.explorers import all_explorers, get_explorer
+from grpo_core.viz.plots import BOOK_BUILD_ENV, BookRenderer
 
 EXPLORERS = all_explorers()
 NAMES = sorted(EXPLORERS)
@@ -261,7 +262,7 @@ def test_live_explorer_updates_in_a_real_kernel():
     from nbclient import NotebookClient
 
     code = (
-        "from grpo_core.interactive import get_explorer\n"
+        "from grpo_core.viz.explorers import get_explorer\n"
         "live = get_explorer('normalisation').live()\n"
         "display(live.container)\n"
         "before = live.figure.layout.title.text\n"
@@ -277,8 +278,8 @@ def test_live_explorer_updates_in_a_real_kernel():
 
 
 def test_notebook_setup_in_colab_enables_widgets_and_reports(fake_colab, capsys):
-    from grpo_core import notebook_setup
-    from grpo_core.notebook import environment
+    from grpo_core.viz import notebook_setup
+    from grpo_core.viz.notebook import environment
 
     assert notebook_setup() is None
     out = capsys.readouterr().out
@@ -291,8 +292,8 @@ def test_notebook_setup_in_colab_enables_widgets_and_reports(fake_colab, capsys)
 
 
 def test_notebook_setup_outside_colab(monkeypatch, capsys):
-    from grpo_core import notebook_setup
-    from grpo_core.notebook import environment
+    from grpo_core.viz import notebook_setup
+    from grpo_core.viz.notebook import environment
 
     monkeypatch.setitem(sys.modules, "google.colab", None)
     notebook_setup()
@@ -308,5 +309,5 @@ def test_every_chapter_starts_with_the_setup_cell():
     for nb_path in sorted(Path(__file__).parent.parent.glob("book/*.ipynb")):
         cells = json.loads(nb_path.read_text())["cells"]
         first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-        assert "except ImportError:" in first and '%pip install -q "grpo_core @ git+' in first, nb_path.name
-        assert "grpo_core.notebook_setup()" in first, nb_path.name
+        assert "except ImportError:" in first and '%pip install -q "grpo_core[book] @ git+' in first, nb_path.name
+        assert "from grpo_core.viz import notebook_setup" in first and first.rstrip().endswith("notebook_setup()"), nb_path.name

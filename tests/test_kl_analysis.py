@@ -8,19 +8,7 @@ import pytest
 import torch
 
 from grpo_core.kl import kl_k1, kl_k3
-from grpo_core.kl_analysis import (
-    categorical_estimator_moments,
-    categorical_kl,
-    expected_estimator_gradient,
-    gaussian_estimator_moments,
-    gaussian_kl,
-    k3_loss_fixed_point,
-    beta_for_kl,
-    kl_regularised_optimum,
-    monte_carlo_kl,
-    sample_categorical_pair,
-    sample_gaussian_pair,
-)
+from grpo_core.analysis.kl_analysis import (categorical_estimator_moments, categorical_kl, expected_estimator_gradient, gaussian_estimator_moments, gaussian_kl, k3_loss_fixed_point, beta_for_kl, kl_regularised_optimum, monte_carlo_kl, sample_categorical_pair, sample_gaussian_pair)
 
 D = torch.float64
 

@@ -4,13 +4,7 @@ sampling, on a categorical policy and on a two-token policy whose answers can al
 import pytest
 import torch
 
-from grpo_core.policy_gradient import (
-    enumerated_surrogates,
-    exact_policy_gradient,
-    policy_gradient_estimate,
-    score_function,
-    two_token_logprobs,
-)
+from grpo_core.analysis.policy_gradient import (enumerated_surrogates, exact_policy_gradient, policy_gradient_estimate, score_function, two_token_logprobs)
 
 F64 = torch.float64
 

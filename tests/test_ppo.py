@@ -4,8 +4,9 @@
 import pytest
 import torch
 
+from grpo_core import group_advantages
 from grpo_core.ppo import gae, token_rewards, value_loss, whiten
-from grpo_core.trainer import GRPOConfig, GRPOTrainer, PPOTrainer, make_trainer, state_bytes
+from grpo_core.training.trainer import GRPOConfig, GRPOTrainer, PPOTrainer, make_trainer, state_bytes
 
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -112,8 +113,8 @@ def test_ppo_trainer_same_budget_distinct_prompts_and_both_models_learn():
     critic_before = [p.clone() for p in tr.critic.parameters()]
     ref_before = [p.clone() for p in tr.ref.parameters()]
     ids_seen = []
-    real = tr._rollout
-    tr._rollout = lambda ids, repeat=None: (ids_seen.append((ids.clone(), repeat)), real(ids, repeat))[1]
+    real = tr.rollout
+    tr.rollout = lambda ids, repeat=None: (ids_seen.append((ids.clone(), repeat)), real(ids, repeat))[1]
     rec = tr.step()
     ids, repeat = ids_seen[0]
     assert repeat == 1 and ids.numel() == 8 * 4 and tr.samples == 32  # as many samples as GRPO's 8 x 4
@@ -142,3 +143,52 @@ def test_state_bytes_counts_weights_grads_and_adam_moments():
     nc = sum(p.numel() for p in ppo.critic.parameters())
     assert state_bytes(ppo) == {"weights": 4 * (2 * n + nc), "grads": 4 * (n + nc), "optimizer": 8 * (n + nc),
                                 "total": 4 * (2 * n + nc) + 4 * (n + nc) + 8 * (n + nc)}
+
+# ------------------------------------------------- GAE over whole episodes (the variance chapter)
+
+
+def gae_adv(rewards, values, gamma=1.0, lam=1.0, last_value=None):
+    """The advantages of :func:`gae` with no mask (every step real)."""
+    return gae(rewards, values, None, gamma, lam, last_value=last_value)[0]
+
+
+def test_gae_hand_computed_episode():
+    # delta_2 = 1 - 0.8 = 0.2, delta_1 = 0.9*0.8 - 0.6 = 0.12, delta_0 = 0.9*0.6 - 0.5 = 0.04
+    adv = gae_adv([0.0, 0.0, 1.0], [0.5, 0.6, 0.8], gamma=0.9, lam=0.5)
+    assert torch.allclose(adv, torch.tensor([0.04 + 0.45 * 0.21, 0.21, 0.2]))
+
+
+def test_gae_matches_its_definition_as_a_discounted_sum_of_td_errors():
+    gen = torch.Generator().manual_seed(7)
+    r = torch.randn(5, 9, generator=gen, dtype=torch.float64)
+    v = torch.randn(5, 9, generator=gen, dtype=torch.float64)
+    last = torch.randn(5, generator=gen, dtype=torch.float64)
+    gamma, lam = 0.97, 0.8
+    nxt = torch.cat([v[:, 1:], last[:, None]], dim=1)
+    delta = r + gamma * nxt - v
+    want = torch.stack([sum((gamma * lam) ** k * delta[:, t + k] for k in range(9 - t)) for t in range(9)], dim=1)
+    assert torch.allclose(gae_adv(r, v, gamma, lam, last_value=last), want)
+    assert torch.allclose(gae_adv(r, v, gamma, 0.0, last_value=last), delta)  # lambda = 0: one-step TD
+
+
+def test_gae_with_gamma_lambda_one_and_terminal_reward_is_reward_minus_value():
+    gen = torch.Generator().manual_seed(8)
+    T = 6
+    outcome = (torch.rand(4, generator=gen) < 0.5).double()
+    r = torch.zeros(4, T, dtype=torch.float64)
+    r[:, -1] = outcome
+    v = torch.rand(4, T, generator=gen, dtype=torch.float64)
+    assert torch.allclose(gae_adv(r, v, 1.0, 1.0), outcome[:, None] - v)
+    # with V = the group mean at every token, every token gets the Dr. GRPO advantage
+    v_group = outcome.mean().expand(4, T)
+    want = group_advantages(outcome, 4, scale="none")[:, None].expand(4, T)
+    assert torch.allclose(gae_adv(r, v_group, 1.0, 1.0), want)
+
+
+def test_gae_errors():
+    with pytest.raises(ValueError, match="`values` has shape"):
+        gae_adv(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="`gamma`"):
+        gae_adv(torch.zeros(3), torch.zeros(3), gamma=1.5)
+    with pytest.raises(ValueError, match="`last_value`"):
+        gae_adv(torch.zeros(2, 3), torch.zeros(2, 3), last_value=torch.zeros(3))

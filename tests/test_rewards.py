@@ -1,4 +1,4 @@
-"""Claims about the reward distributions the explorers and chapters sample from (grpo_core.rewards)."""
+"""Claims about the reward distributions the explorers and chapters sample from (grpo_core.analysis.rewards)."""
 
 import dataclasses
 import math
@@ -7,18 +7,7 @@ import time
 import pytest
 import torch
 
-from grpo_core.rewards import (
-    DISTRIBUTIONS,
-    Bernoulli,
-    BernoulliBeta,
-    Beta,
-    Gaussian,
-    Mixture,
-    NearlyConstant,
-    ParamSpec,
-    Uniform,
-    make_distribution,
-)
+from grpo_core.analysis.rewards import (DISTRIBUTIONS, Bernoulli, BernoulliBeta, Beta, Gaussian, Mixture, NearlyConstant, ParamSpec, Uniform, make_distribution)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NAMES = sorted(DISTRIBUTIONS)
@@ -55,6 +44,7 @@ def _ids(cases):
 def test_registry_names():
     assert set(DISTRIBUTIONS) == {
         "bernoulli", "gaussian", "uniform", "beta", "mixture", "nearly-constant", "bernoulli-beta",
+        "student-t", "lognormal",
     }
     for name, cls in DISTRIBUTIONS.items():
         assert cls.name == name
@@ -252,7 +242,7 @@ def test_kolmogorov_smirnov_against_exact_cdf(dist, cdf):
 def test_gamma_sampler_behind_beta_matches_gamma_law(k):
     # Beta(a, b) is built from Gamma(a) and Gamma(b) draws (Marsaglia-Tsang); check those draws
     # directly, with a million of them: a slightly wrong acceptance test moves the CDF by ~0.005.
-    from grpo_core.rewards import _log_gamma
+    from grpo_core.analysis.rewards import _log_gamma
 
     n = 1_000_000
     kt = torch.tensor(k, dtype=torch.float64)
@@ -360,19 +350,19 @@ def test_bernoulli_beta_shares_difficulty_within_a_prompt():
     [
         ("bernoulli", {"p": 1.5}, r"`p` must be in \[0, 1\] \(a probability\); got 1.5"),
         ("bernoulli", {"p": -0.1}, r"`p` must be in \[0, 1\]"),
-        ("bernoulli", {"p": float("nan")}, r"`p` must be finite; got nan"),
-        ("bernoulli", {"p": "0.3"}, r"`p` must be a real number; got '0.3'"),
-        ("bernoulli", {"p": True}, r"`p` must be a real number; got True"),
-        ("gaussian", {"sigma": -1.0}, r"`sigma` must be >= 0"),
-        ("gaussian", {"mu": float("inf")}, r"`mu` must be finite"),
+        ("bernoulli", {"p": float("nan")}, r"`p` must be a finite number \(a probability\); got nan"),
+        ("bernoulli", {"p": "0.3"}, r"`p` must be a real number \(a probability\); got '0.3'"),
+        ("bernoulli", {"p": True}, r"`p` must be a real number \(a probability\); got True"),
+        ("gaussian", {"sigma": -1.0}, r"`sigma` must be a finite number >= 0 \(a standard deviation\)"),
+        ("gaussian", {"mu": float("inf")}, r"`mu` must be a finite number"),
         ("uniform", {"low": 1.0, "high": 0.0}, r"`high` must be >= `low`; got low=1.0, high=0.0"),
-        ("uniform", {"low": float("-inf")}, r"`low` must be finite"),
+        ("uniform", {"low": float("-inf")}, r"`low` must be a finite number"),
         ("beta", {"a": 0.0}, r"`a` must be > 0"),
         ("beta", {"b": -2.0}, r"`b` must be > 0"),
         ("mixture", {"w": 1.2}, r"`w` must be in \[0, 1\]"),
-        ("mixture", {"mu2": float("nan")}, r"`mu2` must be finite"),
-        ("mixture", {"sigma": -0.1}, r"`sigma` must be >= 0"),
-        ("nearly-constant", {"spread": -1e-6}, r"`spread` must be >= 0"),
+        ("mixture", {"mu2": float("nan")}, r"`mu2` must be a finite number"),
+        ("mixture", {"sigma": -0.1}, r"`sigma` must be a finite number >= 0"),
+        ("nearly-constant", {"spread": -1e-6}, r"`spread` must be a finite number >= 0"),
         ("nearly-constant", {"c": None}, r"`c` must be a real number"),
         ("bernoulli-beta", {"a": -1.0}, r"`a` must be > 0"),
         ("bernoulli-beta", {"b": 0}, r"`b` must be > 0"),
@@ -396,10 +386,10 @@ def test_direct_construction_validates_too():
 @pytest.mark.parametrize(
     "args,kwargs,pattern",
     [
-        ((0, 4), {}, r"`B` must be at least 1"),
+        ((0, 4), {}, r"`B` must be an int >= 1 \(the number of prompts\)"),
         ((2.0, 4), {}, r"`B` must be an int"),
         ((True, 4), {}, r"`B` must be an int"),
-        ((2, 0), {}, r"`G` must be at least 1"),
+        ((2, 0), {}, r"`G` must be an int >= 1 \(the number of answers per prompt\)"),
         ((2, "4"), {}, r"`G` must be an int"),
         ((2, 4), {"seed": -1}, r"`seed` must be in \[0, 2\*\*64\)"),
         ((2, 4), {"seed": 1.5}, r"`seed` must be an int"),

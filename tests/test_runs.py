@@ -5,9 +5,11 @@ import json
 
 import pytest
 
-import grpo_core.runs as runs_mod
-from grpo_core.runs import CURVES, RunResult, curves_figure, run, source_digest, success_figure, sweep, train_live
-from grpo_core.trainer import GRPOConfig
+import grpo_core.training.runs as runs_mod
+from grpo_core.training.runs import CURVES, RunResult, run, sweep
+from grpo_core.viz.curves import curves_figure, success_figure, train_live
+from grpo_core.training.cache import source_digest
+from grpo_core.training.trainer import GRPOConfig
 
 
 @pytest.fixture(autouse=True)
@@ -83,16 +85,22 @@ def test_train_live_outside_a_kernel_just_runs():
 
 
 def test_source_digest_covers_training_code_but_not_presentation(tmp_path, monkeypatch):
-    import grpo_core.runs as rm
+    import grpo_core.training.cache as cache
 
     fake = tmp_path / "pkg"
-    (fake / "explorers").mkdir(parents=True)
-    for name in ("runs.py", "trainer.py", "plots.py", "notebook.py", "explorers/x.py"):
+    for name in ("objective.py", "training/trainer.py", "training/cache.py", "analysis/toy.py",
+                 "viz/plots.py", "viz/explorers/x.py"):
+        (fake / name).parent.mkdir(parents=True, exist_ok=True)
         (fake / name).write_text("# v1\n")
-    monkeypatch.setattr(rm, "__file__", str(fake / "runs.py"))
-    base = rm.source_digest()
-    (fake / "plots.py").write_text("# v2\n")
-    (fake / "explorers" / "x.py").write_text("# v2\n")
-    assert rm.source_digest() == base
-    (fake / "trainer.py").write_text("# v2\n")
-    assert rm.source_digest() != base
+    monkeypatch.setattr(cache, "__file__", str(fake / "training" / "cache.py"))
+    base = cache.source_digest()
+    (fake / "viz" / "plots.py").write_text("# v2\n")
+    (fake / "viz" / "explorers" / "x.py").write_text("# v2\n")
+    assert cache.source_digest() == base  # the viz layer never retrains
+    for name in ("training/trainer.py", "objective.py", "analysis/toy.py"):
+        (fake / name).write_text("# v3\n")
+        changed = cache.source_digest()
+        assert changed != base, name
+        base = changed
+
+

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from grpo_core.models import ModelConfig, TinyGPT, ValueHead, generate, token_logprobs
-from grpo_core.tasks import TOKENIZER, AddTask, SortTask, make_task
+from grpo_core.training.models import ModelConfig, TinyGPT, ValueHead, generate, token_logprobs
+from grpo_core.training.tasks import TOKENIZER, AddTask, SortTask, make_task
 
 
 def _text(task, ids):
@@ -46,7 +46,7 @@ def test_heldout_split_is_disjoint_and_about_a_tenth(task):
     train = set(task.sample_ids(4000, gen).tolist())
     held = set(task.heldout_ids(500).tolist())
     assert not train & held
-    from grpo_core.tasks import _held_out
+    from grpo_core.training.tasks import _held_out
 
     share = _held_out(torch.arange(task.n_problems)).float().mean().item()
     assert 0.08 < share < 0.12
@@ -123,7 +123,7 @@ def test_value_head_and_config_errors():
 
 
 def test_sequence_probabilities_of_all_completions_sum_to_one():
-    from grpo_core.models import ModelConfig, TinyGPT, all_completions, generate, sequence_logprob
+    from grpo_core.training.models import ModelConfig, TinyGPT, all_completions, generate, sequence_logprob
 
     torch.manual_seed(0)
     model = TinyGPT(ModelConfig(vocab_size=5, max_len=6, d_model=16, n_layers=1, n_heads=2))

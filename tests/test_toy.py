@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grpo_core.toy import Bandit, ToyConfig, exact_kl, expected_reward, make_bandit, train_toy
+from grpo_core.analysis.toy import Bandit, ToyConfig, exact_kl, expected_reward, make_bandit, train_toy
 
 
 def test_make_bandit_reference_success_rate():

@@ -7,8 +7,8 @@ import statistics
 import pytest
 import torch
 
-from grpo_core.kl_analysis import categorical_kl, k3_loss_fixed_point, kl_regularised_optimum
-from grpo_core.toy import Bandit, ToyConfig, make_bandit, train_toy
+from grpo_core.analysis.kl_analysis import categorical_kl, k3_loss_fixed_point, kl_regularised_optimum
+from grpo_core.analysis.toy import Bandit, ToyConfig, make_bandit, train_toy
 
 GRADED = Bandit(
     rewards=torch.tensor([1.0, 0.8, 0.6, 0.4, 0.2, 0.0], dtype=torch.float64),

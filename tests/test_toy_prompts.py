@@ -1,4 +1,4 @@
-"""The multi-prompt toy of the chapter 'Signal collapse' (grpo_core.toy_prompts)."""
+"""The multi-prompt toy of the chapter 'Signal collapse' (grpo_core.analysis.toy_prompts)."""
 
 from dataclasses import replace
 
@@ -6,17 +6,7 @@ import pytest
 import torch
 
 from grpo_core import group_advantages
-from grpo_core.toy_prompts import (
-    MITIGATIONS,
-    PromptSet,
-    PromptsConfig,
-    _log_softmax,
-    compare_mitigations,
-    make_prompt_set,
-    success_rates,
-    summarise_runs,
-    train_prompts,
-)
+from grpo_core.analysis.toy_prompts import (MITIGATIONS, PromptSet, PromptsConfig, _log_softmax, compare_mitigations, make_prompt_set, success_rates, summarise_runs, train_prompts)
 
 SMALL = PromptsConfig(G=4, batch=8, steps=20, lr=2.0)
 

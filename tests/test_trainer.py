@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-import grpo_core.trainer as trainer_mod
+import grpo_core.training.trainer as trainer_mod
 from grpo_core import group_advantages
-from grpo_core.models import token_logprobs
+from grpo_core.training.models import token_logprobs
 from grpo_core.train import main as cli_main
-from grpo_core.trainer import GRPOConfig, GRPOTrainer, pretrain_base
+from grpo_core.training.trainer import GRPOConfig, GRPOTrainer, pretrain_base
 
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -37,7 +37,7 @@ def captured(monkeypatch):
 
 def test_pi_old_is_fixed_across_inner_passes_and_the_first_ratio_is_one(captured, monkeypatch):
     # nonzero advantages, so that the policy moves even if the tiny base model solves nothing
-    monkeypatch.setattr(GRPOTrainer, "_advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
+    monkeypatch.setattr(GRPOTrainer, "advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
     tr = GRPOTrainer(tiny(mu=3, minibatches=1))
     rec = tr.step()
     assert len(captured) == 3
@@ -50,13 +50,13 @@ def test_pi_old_is_fixed_across_inner_passes_and_the_first_ratio_is_one(captured
 
 def test_advantages_are_group_advantages_broadcast_per_completion(captured, monkeypatch):
     rewards_seen = []
-    real_adv = GRPOTrainer._advantages
+    real_adv = GRPOTrainer.advantages
 
     def record(self, rewards):
         rewards_seen.append(rewards.clone())
         return real_adv(self, rewards)
 
-    monkeypatch.setattr(GRPOTrainer, "_advantages", record)
+    monkeypatch.setattr(GRPOTrainer, "advantages", record)
     tr = GRPOTrainer(tiny())
     tr.step()
     adv = captured[0]["adv"]
@@ -66,14 +66,14 @@ def test_advantages_are_group_advantages_broadcast_per_completion(captured, monk
 
 def test_algo_rloo_uses_leave_one_out_advantages(captured, monkeypatch):
     rewards_seen = []
-    real = GRPOTrainer._rollout
+    real = GRPOTrainer.rollout
 
     def spy(self, ids, repeat=None):
         out = real(self, ids, repeat)
         rewards_seen.append(out["rewards"].clone())
         return out
 
-    monkeypatch.setattr(GRPOTrainer, "_rollout", spy)
+    monkeypatch.setattr(GRPOTrainer, "rollout", spy)
     GRPOTrainer(tiny(algo="rloo")).step()
     r = rewards_seen[0].view(-1, 4)
     expected = (r - (r.sum(1, keepdim=True) - r) / 3).reshape(-1)
@@ -98,7 +98,7 @@ def test_padding_is_masked(captured):
 
 
 def test_reference_model_is_never_updated(monkeypatch):
-    monkeypatch.setattr(GRPOTrainer, "_advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
+    monkeypatch.setattr(GRPOTrainer, "advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
     tr = GRPOTrainer(tiny(beta=0.1, steps=2))
     before = [p.clone() for p in tr.ref.parameters()]
     policy_before = [p.clone() for p in tr.policy.parameters()]
@@ -123,7 +123,7 @@ def test_dynamic_sampling_fills_the_batch_with_groups_that_have_spread():
 
 
 def test_kl_target_switches_on_the_adaptive_controller(monkeypatch):
-    monkeypatch.setattr(GRPOTrainer, "_advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
+    monkeypatch.setattr(GRPOTrainer, "advantages", lambda self, r: torch.linspace(-1, 1, r.numel()))
     tr = GRPOTrainer(tiny(beta=0.05, kl_target=1e-6, steps=3))
     tr.train()
     betas = [rec["beta"] for rec in tr.history]
@@ -177,7 +177,7 @@ def test_cli_ppo_and_gpu_config(capsys):
     assert result["algo"] == "ppo" and result["samples"] == 4
     assert result["trainable_params"] > 1.9 * result["params"]  # the critic is a second transformer
     assert result["config"]["task_size"] == 3
-    from grpo_core.train import config_from_args
+    from grpo_core.training.cli import config_from_args
     cfg, _ = config_from_args(["--gpu-config", "--device", "cpu"])
     assert cfg.task_size == 8 and cfg.G == 16 and cfg.d_model == 128
     cfg, _ = config_from_args(["--cpu-config", "--device", "cuda"])

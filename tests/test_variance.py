@@ -1,29 +1,15 @@
-"""Claims of the chapter 'Variance of the advantage and of the gradient' (grpo_core.variance)."""
+"""Claims of the chapter 'Variance of the advantage and of the gradient' (grpo_core.analysis.variance)."""
 
 import math
 
 import pytest
 import torch
 
-from grpo_core import group_advantages, make_distribution
-from grpo_core.variance import (
-    ESTIMATORS,
-    LogNormal,
-    PromptBandits,
-    StudentT,
-    advantage_variance_study,
-    estimator_summary,
-    exact_estimator_moments,
-    excess_kurtosis,
-    expected_gradient_weight,
-    gae_advantages,
-    gae_variance,
-    gradient_estimates,
-    make_prompt_bandits,
-    notes_advantage_variance,
-    sample_variance_relvar,
-    true_gradient,
-)
+from grpo_core import group_advantages
+from grpo_core.analysis.rewards import make_distribution
+from grpo_core.analysis.variance import (ESTIMATORS, PromptBandits, advantage_variance_study, estimator_summary, exact_estimator_moments, excess_kurtosis, expected_gradient_weight, gae_variance, gradient_estimates, make_prompt_bandits, notes_advantage_variance, sample_variance_relvar, true_gradient)
+from grpo_core.analysis.rewards import LogNormal, StudentT
+from grpo_core import gae
 
 
 def _sample_kurtosis(x):
@@ -170,48 +156,6 @@ def test_advantage_variance_study_errors():
 # ------------------------------------------------------------------------------------------ GAE
 
 
-def test_gae_hand_computed_episode():
-    # delta_2 = 1 - 0.8 = 0.2, delta_1 = 0.9*0.8 - 0.6 = 0.12, delta_0 = 0.9*0.6 - 0.5 = 0.04
-    adv = gae_advantages([0.0, 0.0, 1.0], [0.5, 0.6, 0.8], gamma=0.9, lam=0.5)
-    assert torch.allclose(adv, torch.tensor([0.04 + 0.45 * 0.21, 0.21, 0.2]))
-
-
-def test_gae_matches_its_definition_as_a_discounted_sum_of_td_errors():
-    gen = torch.Generator().manual_seed(7)
-    r = torch.randn(5, 9, generator=gen, dtype=torch.float64)
-    v = torch.randn(5, 9, generator=gen, dtype=torch.float64)
-    last = torch.randn(5, generator=gen, dtype=torch.float64)
-    gamma, lam = 0.97, 0.8
-    nxt = torch.cat([v[:, 1:], last[:, None]], dim=1)
-    delta = r + gamma * nxt - v
-    want = torch.stack([sum((gamma * lam) ** k * delta[:, t + k] for k in range(9 - t)) for t in range(9)], dim=1)
-    assert torch.allclose(gae_advantages(r, v, gamma, lam, last_value=last), want)
-    assert torch.allclose(gae_advantages(r, v, gamma, 0.0, last_value=last), delta)  # lambda = 0: one-step TD
-
-
-def test_gae_with_gamma_lambda_one_and_terminal_reward_is_reward_minus_value():
-    gen = torch.Generator().manual_seed(8)
-    T = 6
-    outcome = (torch.rand(4, generator=gen) < 0.5).double()
-    r = torch.zeros(4, T, dtype=torch.float64)
-    r[:, -1] = outcome
-    v = torch.rand(4, T, generator=gen, dtype=torch.float64)
-    assert torch.allclose(gae_advantages(r, v, 1.0, 1.0), outcome[:, None] - v)
-    # with V = the group mean at every token, every token gets the Dr. GRPO advantage
-    v_group = outcome.mean().expand(4, T)
-    want = group_advantages(outcome, 4, scale="none")[:, None].expand(4, T)
-    assert torch.allclose(gae_advantages(r, v_group, 1.0, 1.0), want)
-
-
-def test_gae_errors():
-    with pytest.raises(ValueError, match="`rewards` and `values`"):
-        gae_advantages(torch.zeros(2, 3), torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="`gamma`"):
-        gae_advantages(torch.zeros(3), torch.zeros(3), gamma=1.5)
-    with pytest.raises(ValueError, match="`last_value`"):
-        gae_advantages(torch.zeros(2, 3), torch.zeros(2, 3), last_value=torch.zeros(3))
-
-
 def test_gae_variance_limits_and_bound():
     x = 0.95
     assert gae_variance(2.0, 1.0, x, rho=0.0) == pytest.approx(4.0 / (1 - x * x))
@@ -238,7 +182,7 @@ def test_gae_variance_matches_a_simulated_chain():
     gen = torch.Generator().manual_seed(9)
     N, T, sc, se = 30_000, 40, 0.6, 0.8
     r = sc * torch.randn(N, 1, generator=gen, dtype=torch.float64) + se * torch.randn(N, T, generator=gen, dtype=torch.float64)
-    a0 = gae_advantages(r, torch.zeros_like(r), 0.99, 0.9)[:, 0]
+    a0 = gae(r, torch.zeros_like(r), None, 0.99, 0.9)[0][:, 0]
     want = gae_variance(math.hypot(sc, se), 0.99, 0.9, horizon=T, rho=sc**2 / (sc**2 + se**2))
     assert float(a0.var()) == pytest.approx(want, rel=0.04)
 
@@ -298,7 +242,7 @@ def test_estimates_are_gradients_of_the_surrogate(prompts):
     G = 3
     est = gradient_estimates(prompts, G, "rloo", 1, seed=13)[0]
     gen = torch.Generator().manual_seed(13)
-    from grpo_core.variance import _sample_answers
+    from grpo_core.analysis.variance import _sample_answers
 
     idx = _sample_answers(prompts, (1, G), gen)[0]
     r = torch.gather(prompts.rewards, 1, idx)

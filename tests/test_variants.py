@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from grpo_core import group_advantages, grpo_loss
-from grpo_core.variants import VARIANTS, combine_rewards, overlong_penalty, truncated, variant_config
+from grpo_core.training.variants import VARIANTS, variant_config
+from grpo_core import combine_rewards, overlong_penalty, truncated
 
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -118,7 +119,7 @@ def _tiny_variant(name, **kw):
 
 
 def test_dapo_settings_reach_the_loss(monkeypatch):
-    import grpo_core.trainer as trainer_mod
+    import grpo_core.training.trainer as trainer_mod
 
     seen = []
     real = trainer_mod.grpo_loss
@@ -130,14 +131,14 @@ def test_dapo_settings_reach_the_loss(monkeypatch):
     monkeypatch.setattr(trainer_mod, "grpo_loss", spy)
     tr = trainer_mod.GRPOTrainer(_tiny_variant("dapo", dynamic_sampling=False))
     batch = {}
-    real_rollout = tr._rollout
+    real_rollout = tr.rollout
 
     def keep(ids, repeat=None):
         out = real_rollout(ids, repeat)
         batch.update(out)
         return out
 
-    tr._rollout = keep
+    tr.rollout = keep
     tr.step()
     call = seen[0]
     assert call["agg"] == "token-mean" and call["eps_high"] == 0.28
@@ -150,7 +151,7 @@ def test_dapo_settings_reach_the_loss(monkeypatch):
 
 
 def test_gspo_setting_reaches_the_loss(monkeypatch):
-    import grpo_core.trainer as trainer_mod
+    import grpo_core.training.trainer as trainer_mod
 
     seen = []
     real = trainer_mod.grpo_loss
@@ -160,22 +161,22 @@ def test_gspo_setting_reaches_the_loss(monkeypatch):
     assert len(seen) == 4 and all(kw["ratio_level"] == "sequence" and kw["eps_low"] == 3e-4 for kw in seen)
 
 
-def test_multi_reward_explorer_curves_match_combine_rewards():
-    from grpo_core.explorers import extensions as ex
-    from grpo_core.variants import COMBINE_MODES
+def test_multi_reward_curves_match_combine_rewards():
+    from grpo_core import COMBINE_MODES
+    from grpo_core.analysis import multi_reward as ex
 
-    correct, style = ex._batch()
+    correct, style = ex.reward_batch()
     for scale in (0.01, 10.0):
-        curves = ex._curves(scale)
+        curves = ex.style_correlation_curves(scale)
         r = torch.stack([correct, style * scale], 1)
         for i in (0, 7, 40):
             for mode in COMBINE_MODES:
-                direct = ex._corr(combine_rewards(r, ex.G, [1.0, ex.CURVE_W2[i]], mode), style)
+                direct = ex.correlation(combine_rewards(r, ex.G, [1.0, ex.WEIGHTS[i]], mode), style)
                 assert abs(curves[mode][i] - direct) < 1e-3, (scale, i, mode)
     # the lessons of the explorer: under the sum, a small style reward's weight hardly matters (it
     # counts only in groups whose correctness has no spread, where normalisation blows it up);
     # under GDPO its influence is set by the weight alone, whatever its scale
-    small, large = ex._curves(0.01), ex._curves(10.0)
+    small, large = ex.style_correlation_curves(0.01), ex.style_correlation_curves(10.0)
     s = small["sum-then-normalize"]
     assert s[0] < 0.05 and 0.1 < s[5] and s[40] - s[5] < 0.05
     assert small["normalize-then-sum"] == large["normalize-then-sum"]

@@ -10,66 +10,25 @@ reward as its weight grows, for both combinations.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from ..advantages import group_advantages
-from ..interactive import Explorer, Slider, register
-from ..plots import fast_figure
-from ..variants import combine_rewards
+from ...advantages import combine_rewards
+from ...analysis.multi_reward import (
+    G,
+    GROUP_CORRECT,
+    GROUP_STYLE,
+    WEIGHTS,
+    correlation,
+    reward_batch,
+    style_correlation_curves,
+)
 
-G = 8
 W2_GRID = [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
 SCALES = [0.01, 0.1, 1.0, 10.0]
-CURVE_W2 = [round(0.1 * k, 2) for k in range(41)]  # 0 .. 4
 MODES = {"sum-then-normalize": ("sum, then normalise (GRPO)", "#1f77b4"),
          "normalize-then-sum": ("normalise each, then sum (GDPO)", "#d62728")}
-
-# one group: correctness and a style score for eight answers
-GROUP_CORRECT = [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
-GROUP_STYLE = [0.2, 0.9, 0.1, 0.8, 0.5, 0.3, 0.7, 0.0]
-
-
-@functools.lru_cache(maxsize=1)
-def _batch() -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    p = torch.rand(512, 1, generator=gen).expand(512, G)
-    correct = (torch.rand(512, G, generator=gen) < p).float().reshape(-1)
-    style = torch.rand(512 * G, generator=gen, dtype=torch.float32)
-    return correct, style
-
-
-def _corr_columns(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    """Correlation of each column of ``a`` [N, W] with ``b`` [N]."""
-    a = a - a.mean(0)
-    b = b - b.mean()
-    denom = a.norm(dim=0) * b.norm()
-    out = torch.where(denom > 0, (b @ a) / denom.clamp(min=1e-30), torch.zeros_like(denom))
-    return [round(v, 4) for v in out.tolist()]
-
-
-def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Correlation of ``a`` [N] with ``b`` [N]."""
-    return _corr_columns(a[:, None], b)[0]
-
-
-@functools.lru_cache(maxsize=16)
-def _curves(scale: float) -> dict[str, list[float]]:
-    """Both curves over CURVE_W2 at once. The combination is linear in w2, so for every weight:
-    sum-then-normalize is group_advantages of ``correct + w2 * style``, and GDPO is the batch
-    normalisation of ``A(correct) + w2 * A(style)`` (what :func:`combine_rewards` computes one
-    weight at a time; the tests compare the two)."""
-    correct, style = _batch()
-    w = torch.tensor(CURVE_W2)
-    n = correct.numel()
-    summed = correct[:, None] + style[:, None] * scale * w[None, :]                       # [N, W]
-    grouped = summed.T.reshape(len(CURVE_W2) * (n // G), G)                                 # groups per weight
-    a_sum = group_advantages(grouped, G).reshape(len(CURVE_W2), n).T
-    a = group_advantages(correct, G)[:, None] + w[None, :] * group_advantages(style * scale, G)[:, None]
-    a_gdpo = (a - a.mean(0)) / (a.std(dim=0, correction=0) + 1e-6)
-    return {"sum-then-normalize": _corr_columns(a_sum, style), "normalize-then-sum": _corr_columns(a_gdpo, style)}
-
+from ..interactive import Explorer, Slider, register
+from ..plots import fast_figure
 
 def multi_reward_figure(w2: float = 0.5, scale: float = 0.1):
     """Advantages of one group under both combinations, and how much of the weak reward survives."""
@@ -80,13 +39,13 @@ def multi_reward_figure(w2: float = 0.5, scale: float = 0.1):
         adv = combine_rewards(r, G, [1.0, w2], mode)
         data.append(dict(type="bar", x=answers, y=[round(v, 4) for v in adv.tolist()], name=label,
                          marker=dict(color=color), xaxis="x", yaxis="y", legendgroup=mode))
-    curves = _curves(float(scale))
-    correct, style = _batch()
+    curves = style_correlation_curves(float(scale))
+    correct, style = reward_batch()
     batch_r = torch.stack([correct, style * scale], 1)
     for mode, (label, color) in MODES.items():
-        data.append(dict(type="scatter", x=CURVE_W2, y=curves[mode], mode="lines", line=dict(color=color),
+        data.append(dict(type="scatter", x=WEIGHTS, y=curves[mode], mode="lines", line=dict(color=color),
                          name=label, showlegend=False, xaxis="x2", yaxis="y2", legendgroup=mode))
-        here = _corr(combine_rewards(batch_r, G, [1.0, w2], mode), style)
+        here = correlation(combine_rewards(batch_r, G, [1.0, w2], mode), style)
         data.append(dict(type="scatter", x=[w2], y=[here], mode="markers", marker=dict(color=color, size=10),
                          showlegend=False, xaxis="x2", yaxis="y2", hoverinfo="x+y"))
     layout = dict(

@@ -7,9 +7,10 @@ One step of :meth:`GRPOTrainer.step` (book chapter 'The training loop', DeepSeek
    at once), then record ``log pi_old`` (the policy that sampled, which stays fixed for the whole
    step) and ``log pi_ref`` (the frozen reference) of every completion token;
 3. score the completions with the task's verifiable reward, compute group advantages
-   (:func:`grpo_core.group_advantages` with the configured convention, or a collapse mitigation);
+   (:meth:`GRPOTrainer.advantages`: an estimator of :data:`grpo_core.ADVANTAGE_ESTIMATORS`);
 4. ``mu`` passes over the batch in ``minibatches`` minibatches: recompute ``log pi_theta``, take
-   :func:`grpo_core.grpo_loss` over the completion mask, clip the gradient norm, step the optimiser.
+   :attr:`GRPOTrainer.loss_fn` (:func:`grpo_core.grpo_loss`) over the completion mask, clip the
+   gradient norm, step the optimiser.
 
 The reference model is never updated; pi_old is the snapshot of step 2, so the ratio is exactly 1
 on the first minibatch of the first pass.
@@ -25,25 +26,26 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from ._checks import check_choice, check_group_size, check_int, check_nonneg_number
-from .advantages import PRESETS, group_advantages, loo_advantages, preset_advantages
-from .collapse import dynamic_sampling_keep
-from .kl import KL_ESTIMATORS, kl_estimate
-from .kl_control import AdaptiveKLController
+from .._checks import check_choice, check_group_size, check_int, check_nonneg_number
+from ..advantages import ADVANTAGE_ESTIMATORS, compute_advantages
+from ..kl import KL_ESTIMATORS, kl_estimate
+from ..kl_control import AdaptiveKLController
+from ..objective import AGGREGATIONS, RATIO_LEVELS, grpo_loss
+from ..ppo import gae, token_rewards, value_loss, whiten
+from ..shaping import dynamic_sampling_keep, overlong_penalty, truncated
+from .cache import cache_dir
 from .models import ModelConfig, TinyGPT, ValueHead, generate, token_logprobs
-from .objective import AGGREGATIONS, RATIO_LEVELS, grpo_loss
-from .ppo import gae, token_rewards, value_loss, whiten
-from .variants import overlong_penalty, truncated
 from .tasks import TOKENIZER, Task, make_task
 
 __all__ = ["GRPOConfig", "GRPOTrainer", "PPOTrainer", "make_trainer", "gpu_config", "state_bytes",
            "pick_device", "pretrain_base", "evaluate", "ALGOS", "LR_SCHEDULES"]
 
-ADVANTAGE_MODES = ("grpo", "rloo") + tuple(PRESETS)
+#: The advantage estimators the trainer can use: those of :data:`grpo_core.ADVANTAGE_ESTIMATORS`
+#: that need no option (the collapse mitigations that need a threshold or a baseline do).
+ADVANTAGE_MODES = tuple(name for name, est in ADVANTAGE_ESTIMATORS.items() if not est.required)
 
 #: Learning-rate schedules over the ``steps`` of a run.
 LR_SCHEDULES = {
@@ -79,7 +81,7 @@ class GRPOConfig:
     std; "rloo": leave-one-out mean; or a :data:`grpo_core.PRESETS` name), ``dynamic_sampling``
     (DAPO: resample prompts until every group has reward spread, up to ``max_resample`` rounds),
     ``kl_target`` (None: fixed beta; else an adaptive controller keeps KL near it).
-    Variants (see :data:`grpo_core.variants.VARIANTS`): ``ratio_level`` ("token", or "sequence"
+    Variants (see :data:`grpo_core.training.variants.VARIANTS`): ``ratio_level`` ("token", or "sequence"
     for GSPO), ``mask_truncated`` (DAPO: answers without an end token are left out of the loss),
     ``overlong_cache`` (DAPO's soft length penalty over the last ``overlong_cache`` tokens before
     the limit, depth ``overlong_factor``; 0 = off).
@@ -183,10 +185,6 @@ def cosine_factor(step: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("GRPO_CORE_CACHE", Path.home() / ".cache" / "grpo_core"))
-
-
 def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyGPT:
     """The "base model": a :class:`TinyGPT` trained briefly on demonstrations with errors.
 
@@ -206,7 +204,7 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
     if device.type != "cpu":  # a GPU warm-up gives (slightly) different weights
         keys["device"] = device.type
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_dir() / f"base-{cfg.task}-{digest}.pt"
+    path = cache_dir() / f"base-{cfg.task}-{digest}.pt"
     torch.manual_seed(cfg.seed)
     model = TinyGPT(mcfg)
     if use_cache and path.is_file():
@@ -273,6 +271,10 @@ class GRPOTrainer:
         for p in self.ref.parameters():
             p.requires_grad_(False)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        #: The policy loss, called as ``loss_fn(logp, old_logp, ref_logp, advantages, mask, **settings)``
+        #: and returning ``(loss, metrics)`` like :func:`grpo_core.grpo_loss`, the default. Assign
+        #: another function (e.g. one that records its inputs) to change or inspect the update.
+        self.loss_fn = grpo_loss
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.sample_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 11)
         self.kl_ctl = (AdaptiveKLController(init_beta=max(cfg.beta, 1e-3), target=cfg.kl_target)
@@ -287,8 +289,13 @@ class GRPOTrainer:
     # ------------------------------------------------------------------ rollout
 
     @torch.no_grad()
-    def _rollout(self, ids: torch.Tensor, repeat: int | None = None) -> dict:
-        """One completion per row of ``ids`` repeated ``repeat`` (default G) times, all at once."""
+    def rollout(self, ids: torch.Tensor, repeat: int | None = None) -> dict:
+        """Sample one completion for each prompt of ``ids`` repeated ``repeat`` (default G) times,
+        all rows at once, from the current policy, and score it.
+
+        Returns a dict of ``ids``, ``prompts`` ``[N, P]``, ``comp`` and ``mask`` ``[N, C]``,
+        ``rewards`` ``[N]`` (the task's) and ``score`` (with DAPO's overlong penalty when
+        ``cfg.overlong_cache`` is set; the advantages are computed from it)."""
         rows = ids.repeat_interleave(self.cfg.G if repeat is None else repeat)
         prompts = self.task.prompts(rows).to(self.device)
         self.policy.eval()
@@ -304,18 +311,16 @@ class GRPOTrainer:
                                                self.cfg.overlong_factor).to(rewards.device)
         return dict(ids=ids, prompts=prompts, comp=comp, mask=mask, rewards=rewards, score=score)
 
-    def _advantages(self, rewards: torch.Tensor) -> torch.Tensor:
+    def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
+        """One advantage per completion from its group's rewards: ``cfg.advantages`` (a name of
+        :data:`grpo_core.ADVANTAGE_ESTIMATORS`; ``algo="rloo"`` uses ``"rloo"``)."""
         mode = "rloo" if self.cfg.algo == "rloo" else self.cfg.advantages
-        if mode == "grpo":
-            return group_advantages(rewards, self.cfg.G)
-        if mode == "rloo":
-            return loo_advantages(rewards, self.cfg.G)
-        return preset_advantages(rewards, self.cfg.G, mode)
+        return compute_advantages(mode, rewards, self.cfg.G)
 
     def _batch(self) -> tuple[dict, float]:
         """A batch of groups; with dynamic sampling, groups without spread are replaced."""
         cfg = self.cfg
-        batch = self._rollout(self.task.sample_ids(cfg.prompts_per_step, self.gen))
+        batch = self.rollout(self.task.sample_ids(cfg.prompts_per_step, self.gen))
         zero_std = 1.0 - float(dynamic_sampling_keep(batch["rewards"], cfg.G).float().mean())
         if not cfg.dynamic_sampling:
             return batch, zero_std
@@ -323,7 +328,7 @@ class GRPOTrainer:
             keep = dynamic_sampling_keep(batch["rewards"], cfg.G)
             if bool(keep.all()):
                 break
-            extra = self._rollout(self.task.sample_ids(cfg.prompts_per_step, self.gen))
+            extra = self.rollout(self.task.sample_ids(cfg.prompts_per_step, self.gen))
             extra_keep = dynamic_sampling_keep(extra["rewards"], cfg.G)
             rows_keep = keep.repeat_interleave(cfg.G)
             rows_extra = extra_keep.repeat_interleave(cfg.G)
@@ -333,7 +338,7 @@ class GRPOTrainer:
             n = cfg.prompts_per_step
             batch = {k: (v[:n] if k == "ids" else v[: n * cfg.G]) for k, v in merged.items()}
             if batch["ids"].numel() < n:  # still short: top up with fresh groups, spread or not
-                fill = self._rollout(self.task.sample_ids(n - batch["ids"].numel(), self.gen))
+                fill = self.rollout(self.task.sample_ids(n - batch["ids"].numel(), self.gen))
                 batch = {k: torch.cat([batch[k], fill[k]]) for k in batch}
         return batch, zero_std
 
@@ -341,7 +346,7 @@ class GRPOTrainer:
 
     def _prepare(self, batch: dict, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, beta: float) -> dict:
         """What the update needs besides the batch: here the advantages, one per completion."""
-        return {"adv": self._advantages(batch["score"]).to(self.device)}
+        return {"adv": self.advantages(batch["score"]).to(self.device)}
 
     def _policy_beta(self, beta: float) -> float:
         """The KL coefficient inside the loss (GRPO: beta; PPO puts the KL in the reward instead)."""
@@ -390,7 +395,7 @@ class GRPOTrainer:
             for k in range(cfg.minibatches):
                 rows = order[k * size : (k + 1) * size]
                 logp = token_logprobs(self.policy, prompts[rows], comp[rows], cfg.temperature)
-                loss, metrics = grpo_loss(
+                loss, metrics = self.loss_fn(
                     logp, old_logp[rows], None if loss_beta == 0 else ref_logp[rows], adv[rows], loss_mask[rows],
                     eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=loss_beta,
                     kl=cfg.kl, agg=cfg.agg, max_len=self.max_new, ratio_level=cfg.ratio_level,
@@ -469,7 +474,7 @@ class PPOTrainer(GRPOTrainer):
     """PPO with a learned critic on the same policy, task and sampling budget as GRPO.
 
     Each step draws ``prompts_per_step * G`` distinct prompts and one answer each, so it uses as
-    many samples as a GRPO step. The critic (:class:`grpo_core.models.ValueHead`) starts from the
+    many samples as a GRPO step. The critic (:class:`grpo_core.training.models.ValueHead`) starts from the
     base model's weights with a zero value layer and has its own Adam (``value_lr``). Advantages
     come from :func:`grpo_core.ppo.gae` on :func:`grpo_core.ppo.token_rewards` and are whitened over
     the batch's tokens; the policy loss is :func:`grpo_core.grpo_loss` with those per-token
@@ -489,7 +494,7 @@ class PPOTrainer(GRPOTrainer):
     def _batch(self) -> tuple[dict, float]:
         cfg = self.cfg
         ids = self.task.sample_ids(cfg.prompts_per_step * cfg.G, self.gen)
-        return self._rollout(ids, repeat=1), float("nan")
+        return self.rollout(ids, repeat=1), float("nan")
 
     def _values(self, prompts: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
         """The critic's value before each completion token: ``[N, C]``."""

@@ -1,12 +1,12 @@
 """Many prompts of mixed difficulty: a toy where GRPO's learning signal collapses.
 
-:mod:`grpo_core.toy` trains one prompt. Signal collapse is a property of a *batch* of prompts:
+:mod:`grpo_core.analysis.toy` trains one prompt. Signal collapse is a property of a *batch* of prompts:
 the easy ones are solved by every answer of their group, the hard ones by none, and both kinds
 give GRPO no gradient. This module gives each of ``P`` prompts its own tabular softmax policy
 over ``K`` answers (one row of logits per prompt) and a 0/1 verifier (``correct[p, a]``), with a
 reference policy whose success rate runs from nearly never to nearly always. Training is
 vectorised over prompts: every step samples ``G`` answers for each of ``batch`` prompts, computes
-advantages with one of the collapse mitigations of :mod:`grpo_core.collapse`, and takes one SGD
+advantages with an estimator of :data:`grpo_core.ADVANTAGE_ESTIMATORS` (GRPO or a collapse mitigation), and takes one SGD
 step on :func:`grpo_core.grpo_loss`. Success rates are exact (``softmax(logits) @ correct``), so
 the curves show what the policy does, not a noisy estimate of it.
 
@@ -21,16 +21,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ._checks import check_choice, check_group_size, check_int, check_nonneg_number
-from .advantages import group_advantages
-from .collapse import (
-    RunningBaseline,
-    collapse_metrics,
-    dynamic_sampling_keep,
-    global_baseline_advantages,
-    threshold_advantages,
-)
-from .objective import grpo_loss
+from .._checks import check_choice, check_group_size, check_int, check_nonneg_number, check_unit_interval
+from ..advantages import ADVANTAGE_ESTIMATORS, RunningBaseline, compute_advantages
+from ..objective import grpo_loss
+from ..shaping import dynamic_sampling_keep
+from .collapse import collapse_metrics
 
 __all__ = [
     "PromptSet",
@@ -103,8 +98,9 @@ def make_prompt_set(
     for name, v in (("n_prompts", n_prompts), ("n_answers", n_answers)):
         check_int(v, name, 1 if name == "n_prompts" else 2)
     for name, v in (("hardest", hardest), ("easiest", easiest)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < float(v) < 1.0:
-            raise ValueError(f"`{name}` must be a success rate in (0, 1); got {v!r}.")
+        check_unit_interval(v, name, " (a success rate)")
+        if v in (0.0, 1.0):
+            raise ValueError(f"`{name}` must be a success rate strictly between 0 and 1; got {v!r}.")
     if hardest > easiest:
         raise ValueError(f"`hardest` ({hardest}) must not exceed `easiest` ({easiest}).")
     lo, hi = math.log(hardest / (1 - hardest)), math.log(easiest / (1 - easiest))
@@ -129,9 +125,6 @@ def success_rates(logits: torch.Tensor, prompts: PromptSet) -> torch.Tensor:
     return (_log_softmax(logits.detach().double()).exp() * prompts.correct).sum(dim=-1)
 
 
-_ADVANTAGES = ("group", "threshold", "global-baseline")
-
-
 def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Row-wise log-softmax from elementwise ops.
 
@@ -149,11 +142,13 @@ class PromptsConfig:
 
     G: answers per prompt. batch: prompts per step (drawn without replacement from the set).
     steps: optimisation steps. lr: SGD learning rate on the logits.
-    advantages: ``"group"`` (:func:`grpo_core.group_advantages`), ``"threshold"``
-    (:func:`grpo_core.collapse.threshold_advantages`) or ``"global-baseline"``
-    (:func:`grpo_core.collapse.global_baseline_advantages` with a :class:`RunningBaseline`).
+    advantages: a name of :data:`grpo_core.ADVANTAGE_ESTIMATORS`: ``"grpo"``
+    (:func:`grpo_core.group_advantages`), ``"threshold"`` (:func:`grpo_core.threshold_advantages`),
+    ``"global-baseline"`` (:func:`grpo_core.global_baseline_advantages` with a
+    :class:`grpo_core.RunningBaseline`), ...; it gets the options below that it takes.
     scale, std, eps, std_floor: options of :func:`grpo_core.group_advantages` (``scale="none"``
-    is Dr. GRPO). threshold: reward level for ``"threshold"``. momentum: of the running baseline.
+    is Dr. GRPO; for ``"global-baseline"``, ``eps`` is the one of its fallback).
+    threshold: reward level for ``"threshold"``. momentum: of the running baseline.
     dynamic_sampling: DAPO's filter: drop groups without reward spread and sample further
     batches of prompts until ``batch`` groups with spread are collected or ``max_rounds`` batches
     have been drawn in this step. noise: std of Gaussian noise added to every reward (a noisy
@@ -167,7 +162,7 @@ class PromptsConfig:
     batch: int = 16
     steps: int = 150
     lr: float = 2.0
-    advantages: str = "group"
+    advantages: str = "grpo"
     scale: str = "group"
     std: str = "population"
     eps: float = 1e-8
@@ -187,7 +182,7 @@ class PromptsConfig:
             check_int(getattr(self, name), name)
         if self.batch > n_prompts:
             raise ValueError(f"`batch` ({self.batch}) must not exceed the number of prompts ({n_prompts}).")
-        check_choice(self.advantages, "advantages", _ADVANTAGES)
+        check_choice(self.advantages, "advantages", ADVANTAGE_ESTIMATORS)
         for name in ("lr", "eps", "std_floor", "noise", "low_std", "beta"):
             check_nonneg_number(getattr(self, name), name)
         if not isinstance(self.dynamic_sampling, bool):
@@ -195,14 +190,14 @@ class PromptsConfig:
 
 
 def _advantages(rewards: torch.Tensor, cfg: PromptsConfig, baseline: RunningBaseline) -> torch.Tensor:
-    kw = dict(scale=cfg.scale, std=cfg.std, eps=cfg.eps, std_floor=cfg.std_floor)
-    if cfg.advantages == "threshold":
-        return threshold_advantages(rewards, cfg.G, cfg.threshold, **kw)
+    """``cfg.advantages`` from :data:`grpo_core.ADVANTAGE_ESTIMATORS`, with the options of ``cfg`` it takes."""
+    settings = dict(scale=cfg.scale, std=cfg.std, eps=cfg.eps, std_floor=cfg.std_floor,
+                    threshold=cfg.threshold, baseline=baseline)
+    options = {k: v for k, v in settings.items() if k in ADVANTAGE_ESTIMATORS[cfg.advantages].options}
+    adv = compute_advantages(cfg.advantages, rewards, cfg.G, **options)
     if cfg.advantages == "global-baseline":
-        adv = global_baseline_advantages(rewards, cfg.G, baseline, **kw)
         baseline.update(rewards)
-        return adv
-    return group_advantages(rewards, cfg.G, **kw)
+    return adv
 
 
 def train_prompts(prompts: PromptSet, config: PromptsConfig | None = None) -> dict:

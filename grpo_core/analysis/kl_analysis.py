@@ -28,8 +28,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._checks import as_float_tensor, check_choice, check_finite, check_int, check_nonneg_number
-from .kl import KL_ESTIMATORS, kl_estimate
+from .._checks import as_float_tensor, as_prob_pair, as_probs, check_choice, check_finite, check_int, check_nonneg_number, check_positive, check_real
+from ..kl import KL_ESTIMATORS, kl_estimate
 
 __all__ = [
     "categorical_kl",
@@ -48,43 +48,6 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------------------------ checks
-
-
-def _probs(x, name: str) -> torch.Tensor:
-    p = as_float_tensor(x, name).double()
-    if p.dim() != 1 or p.numel() < 2:
-        raise ValueError(f"`{name}` must be a 1-D vector of K >= 2 probabilities; got shape {tuple(p.shape)}.")
-    check_finite(p, name)
-    if bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"`{name}` must be non-negative and sum to 1 (a categorical distribution); got sum {float(p.sum()):.6g}.")
-    return p
-
-
-def _pair(probs, ref_probs) -> tuple[torch.Tensor, torch.Tensor]:
-    p, q = _probs(probs, "probs"), _probs(ref_probs, "ref_probs")
-    if p.shape != q.shape:
-        raise ValueError(f"`ref_probs` has {q.numel()} entries but `probs` has {p.numel()}; both must cover the same K answers.")
-    return p, q
-
-
-def _positive(value, name: str) -> float:
-    v = check_nonneg_number(value, name)
-    if v == 0.0:
-        raise ValueError(f"`{name}` must be > 0 (a standard deviation); got {value!r}.")
-    return v
-
-
-def _real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number; got {value!r}.")
-    return float(value)
-
-
-def _count(value, name: str) -> int:
-    return check_int(value, name)
-
-
 # ------------------------------------------------------------------------------------ exact KL
 
 
@@ -94,7 +57,7 @@ def categorical_kl(probs, ref_probs) -> float:
     Answers with ``p_a = 0`` contribute 0; an answer with ``p_a > 0`` and ``q_a = 0`` makes the
     KL infinite (returned as ``inf``).
     """
-    p, q = _pair(probs, ref_probs)
+    p, q = as_prob_pair(probs, ref_probs)
     support = p > 0
     if bool((q[support] == 0).any()):
         return math.inf
@@ -104,8 +67,8 @@ def categorical_kl(probs, ref_probs) -> float:
 def gaussian_kl(mu: float, sigma: float, ref_mu: float, ref_sigma: float) -> float:
     """Exact ``KL(N(mu, sigma^2) || N(ref_mu, ref_sigma^2))``:
     ``log(ref_sigma / sigma) + (sigma^2 + (mu - ref_mu)^2) / (2 ref_sigma^2) - 1/2``."""
-    m, s = _real(mu, "mu"), _positive(sigma, "sigma")
-    rm, rs = _real(ref_mu, "ref_mu"), _positive(ref_sigma, "ref_sigma")
+    m, s = check_real(mu, "mu"), check_positive(sigma, "sigma", " (a standard deviation)")
+    rm, rs = check_real(ref_mu, "ref_mu"), check_positive(ref_sigma, "ref_sigma", " (a standard deviation)")
     return math.log(rs / s) + (s * s + (m - rm) ** 2) / (2 * rs * rs) - 0.5
 
 
@@ -128,7 +91,7 @@ def categorical_estimator_moments(probs, ref_probs) -> dict[str, EstimatorMoment
     Both distributions must give every answer a positive probability (the estimators need both
     log-probabilities of every answer that can be sampled).
     """
-    p, q = _pair(probs, ref_probs)
+    p, q = as_prob_pair(probs, ref_probs)
     if bool((p == 0).any()) or bool((q == 0).any()):
         raise ValueError("`probs` and `ref_probs` must be > 0 for every answer; drop answers neither can produce.")
     logp, logq = p.log(), q.log()
@@ -163,8 +126,8 @@ def gaussian_estimator_moments(mu: float, sigma: float, ref_mu: float, ref_sigma
     only when ``1 - 4c > 0``, that is ``ref_sigma < sqrt(2) sigma``: for a reference at least
     sqrt(2) times wider than pi_theta, k3 has infinite variance (``std = inf``).
     """
-    m, s = _real(mu, "mu"), _positive(sigma, "sigma")
-    rm, rs = _real(ref_mu, "ref_mu"), _positive(ref_sigma, "ref_sigma")
+    m, s = check_real(mu, "mu"), check_positive(sigma, "sigma", " (a standard deviation)")
+    rm, rs = check_real(ref_mu, "ref_mu"), check_positive(ref_sigma, "ref_sigma", " (a standard deviation)")
     t, d = s / rs, (m - rm) / rs
     a, b, c = math.log(t) - d * d / 2, -t * d, (1 - t * t) / 2
     L = np.array([a, b, c])
@@ -195,9 +158,9 @@ def sample_gaussian_pair(n: int, reps: int, ref_mu: float, ref_sigma: float, mu:
     Returns ``(logp, ref_logp)``, each ``[reps, n]``: the log-densities of the samples under
     pi_theta and under ``pi_ref = N(ref_mu, ref_sigma^2)``, ready for :func:`grpo_core.kl_estimate`.
     """
-    n, reps = _count(n, "n"), _count(reps, "reps")
-    m, s = _real(mu, "mu"), _positive(sigma, "sigma")
-    rm, rs = _real(ref_mu, "ref_mu"), _positive(ref_sigma, "ref_sigma")
+    n, reps = check_int(n, "n"), check_int(reps, "reps")
+    m, s = check_real(mu, "mu"), check_positive(sigma, "sigma", " (a standard deviation)")
+    rm, rs = check_real(ref_mu, "ref_mu"), check_positive(ref_sigma, "ref_sigma", " (a standard deviation)")
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(reps, n, generator=gen, dtype=torch.float64)
     x = m + s * z
@@ -209,8 +172,8 @@ def sample_gaussian_pair(n: int, reps: int, ref_mu: float, ref_sigma: float, mu:
 
 def sample_categorical_pair(probs, ref_probs, n: int, reps: int, seed: int = 0):
     """``reps`` batches of ``n`` answers drawn from ``probs``; returns ``(logp, ref_logp)``, ``[reps, n]``."""
-    p, q = _pair(probs, ref_probs)
-    n, reps = _count(n, "n"), _count(reps, "reps")
+    p, q = as_prob_pair(probs, ref_probs)
+    n, reps = check_int(n, "n"), check_int(reps, "reps")
     if bool((q[p > 0] == 0).any()):
         raise ValueError("`ref_probs` is 0 for an answer `probs` can sample: the KL is infinite and no estimator is finite.")
     gen = torch.Generator().manual_seed(seed)
@@ -244,7 +207,7 @@ def monte_carlo_kl(logp, ref_logp, exact: float) -> dict[str, EstimatorStats]:
     lp, ref = as_float_tensor(logp, "logp"), as_float_tensor(ref_logp, "ref_logp")
     if lp.dim() != 2:
         raise ValueError(f"`logp` must be [reps, n] (batches x samples); got shape {tuple(lp.shape)}.")
-    exact = _real(exact, "exact")
+    exact = check_real(exact, "exact")
     out = {}
     for kind in KL_ESTIMATORS:
         # reductions in NumPy: on small CPU tensors they are several times faster than torch's
@@ -265,7 +228,7 @@ def monte_carlo_kl(logp, ref_logp, exact: float) -> dict[str, EstimatorStats]:
 
 
 def _bandit_inputs(ref_probs, rewards, beta) -> tuple[torch.Tensor, torch.Tensor, float]:
-    q = _probs(ref_probs, "ref_probs")
+    q = as_probs(ref_probs, "ref_probs")
     r = as_float_tensor(rewards, "rewards").double()
     if r.shape != q.shape:
         raise ValueError(f"`rewards` has shape {tuple(r.shape)} but `ref_probs` has {tuple(q.shape)}; give one reward per answer.")

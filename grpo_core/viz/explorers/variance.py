@@ -21,7 +21,7 @@ import torch
 
 from ..interactive import Choice, Explorer, Slider, register
 from ..plots import annotation, fast_figure
-from ..variance import (
+from ...analysis.variance import (
     ESTIMATORS,
     estimator_summary,
     exact_estimator_moments,

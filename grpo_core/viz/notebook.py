@@ -22,7 +22,7 @@ def environment() -> dict:
     import plotly
     import torch
 
-    from . import __version__
+    from .. import __version__
     from .interactive import in_colab
 
     return {
@@ -39,11 +39,11 @@ def notebook_setup(verbose: bool = True) -> None:
     """Enable Colab's custom widget manager when in Colab; print :func:`environment` in one line.
 
     Returns None, so that the first cell of a chapter shows the printed line only."""
-    from .interactive import _enable_colab_widgets
+    from .interactive import enable_colab_widgets
 
     env = environment()
     if env["colab"]:
-        _enable_colab_widgets()
+        enable_colab_widgets()
     if verbose:
         libs = ", ".join(f"{k} {env[k]}" for k in ("grpo_core", "torch", "plotly", "ipywidgets"))
         gpu = f"GPU: {env['gpu']}" if env["gpu"] else "no GPU (the CPU runs everything in this book)"

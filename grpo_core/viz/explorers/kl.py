@@ -2,11 +2,11 @@
 
 - ``kl-estimators``: pi_theta = N(0, 1) samples, pi_ref = N(mu, sigma^2) is the reader's; the
   histograms of k1, k2, k3 averaged over n samples (``REPS`` repetitions), against the exact KL
-  and the exact per-sample moments of :func:`grpo_core.kl_analysis.gaussian_estimator_moments`.
+  and the exact per-sample moments of :func:`grpo_core.analysis.kl_analysis.gaussian_estimator_moments`.
 - ``kl-beta``: GRPO on a toy policy with graded rewards (:data:`GRADED_BANDIT`) for one beta and
   one placement of the penalty (k3, k2 or k1 in the loss; k1 in the reward); exact KL and reward
   per step, and the run in the reward-KL plane against the frontier of the optimum
-  :func:`grpo_core.kl_analysis.kl_regularised_optimum` and the point where the placement's
+  :func:`grpo_core.analysis.kl_analysis.kl_regularised_optimum` and the point where the placement's
   expected update is zero.
 - ``kl-controller``: GRPO on the default toy bandit with beta set by
   :class:`grpo_core.kl_control.AdaptiveKLController`; KL against the target and beta per step.
@@ -22,19 +22,27 @@ import math
 import numpy as np
 import torch
 
+from ...analysis.kl_runs import (
+    BETA_STEPS,
+    CONTROL_INIT_BETA,
+    CONTROL_STEPS,
+    CONTROL_TAIL,
+    GRADED_BANDIT,
+    beta_run,
+    controller_run,
+    fixed_run,
+    kl_reward_point,
+    target_point,
+)
 from ..interactive import Choice, Explorer, Slider, register
-from ..kl_analysis import (
-    categorical_kl,
+from ...analysis.kl_analysis import (
     gaussian_estimator_moments,
     gaussian_kl,
-    k3_loss_fixed_point,
     kl_regularised_optimum,
     monte_carlo_kl,
     sample_gaussian_pair,
 )
-from ..kl_control import AdaptiveKLController
 from ..plots import fast_figure
-from ..toy import Bandit, ToyConfig, make_bandit, train_toy
 
 COLOURS = {"k1": "#4c72b0", "k2": "#dd8452", "k3": "#55a868"}
 
@@ -118,14 +126,6 @@ register(
 
 # ------------------------------------------------------------------------------- beta
 
-#: Six answers with graded rewards; pi_ref favours the worse ones, as a base model might.
-GRADED_BANDIT = Bandit(
-    rewards=torch.tensor([1.0, 0.8, 0.6, 0.4, 0.2, 0.0], dtype=torch.float64),
-    ref_logits=torch.tensor([0.05, 0.1, 0.15, 0.2, 0.25, 0.25], dtype=torch.float64).log(),
-)
-BETA_STEPS = 150
-BETA_CONFIG = dict(steps=BETA_STEPS, lr=1.0, advantages="dr-grpo")  # mean-only advantages
-
 FORMS = {
     "k3 in the loss (GRPO)": "loss-k3",
     "k2 in the loss": "loss-k2",
@@ -134,36 +134,12 @@ FORMS = {
 }
 
 
-@functools.lru_cache(maxsize=64)
-def beta_run(beta: float, form: str) -> dict:
-    """One cached toy run: GRPO (mean-only advantages) on :data:`GRADED_BANDIT`."""
-    kl_in, kl = form.split("-")
-    hist = train_toy(GRADED_BANDIT, ToyConfig(beta=float(beta), kl=kl, kl_in=kl_in, **BETA_CONFIG))
-    return {k: hist[k] for k in ("reward", "kl")}
-
-
-def _point(probs: torch.Tensor) -> tuple[float, float]:
-    return categorical_kl(probs, GRADED_BANDIT.ref_probs), float(probs @ GRADED_BANDIT.rewards)
-
-
 @functools.lru_cache(maxsize=1)
 def frontier() -> tuple[list[float], list[float]]:
     """(KL, reward) of the optimum pi*(beta') for beta' from 0.02 to 50: the best reward at each KL."""
-    pts = [_point(kl_regularised_optimum(GRADED_BANDIT.ref_probs, GRADED_BANDIT.rewards, b))
+    pts = [kl_reward_point(kl_regularised_optimum(GRADED_BANDIT.ref_probs, GRADED_BANDIT.rewards, b))
            for b in np.geomspace(0.02, 50.0, 60)]
     return _round([p[0] for p in pts]), _round([p[1] for p in pts])
-
-
-def target_point(beta: float, form: str, G: int = 8):
-    """Where this placement's expected update is zero (mean-only advantages carry a factor (G-1)/G)."""
-    ref, r = GRADED_BANDIT.ref_probs, GRADED_BANDIT.rewards
-    if form == "reward-k1":
-        return _point(kl_regularised_optimum(ref, r, beta))
-    if form == "loss-k2":
-        return _point(kl_regularised_optimum(ref, r, beta * G / (G - 1)))
-    if form == "loss-k3":
-        return _point(k3_loss_fixed_point(ref, r * (G - 1) / G, beta))
-    return None  # k1 in the loss: zero expected gradient, no fixed point of its own
 
 
 def beta_figure(beta: float = 0.1, form: str = "loss-k3"):
@@ -171,7 +147,7 @@ def beta_figure(beta: float = 0.1, form: str = "loss-k3"):
     run = beta_run(beta, form)
     steps = list(range(1, BETA_STEPS + 1))
     fk, fr = frontier()
-    best_kl, best_r = _point(kl_regularised_optimum(GRADED_BANDIT.ref_probs, GRADED_BANDIT.rewards, beta))
+    best_kl, best_r = kl_reward_point(kl_regularised_optimum(GRADED_BANDIT.ref_probs, GRADED_BANDIT.rewards, beta))
     data = [
         dict(type="scatter", x=steps, y=_round(run["kl"]), mode="lines", name="KL, exact",
              line=dict(color="#4c72b0")),
@@ -227,25 +203,6 @@ register(
 )
 
 # ------------------------------------------------------------------------------- controller
-
-CONTROL_STEPS = 160
-CONTROL_INIT_BETA = 0.3
-CONTROL_TAIL = 60  # steps the figure's statistics average over
-
-
-@functools.lru_cache(maxsize=64)
-def controller_run(target: float, k_beta: float) -> dict:
-    """One cached run of the default toy GRPO with beta set by the adaptive controller."""
-    ctl = AdaptiveKLController(CONTROL_INIT_BETA, target, k_beta=k_beta)
-    hist = train_toy(make_bandit(), ToyConfig(steps=CONTROL_STEPS), kl_controller=ctl)
-    return {k: hist[k] for k in ("kl", "beta", "reward")}
-
-
-@functools.lru_cache(maxsize=1)
-def fixed_run() -> dict:
-    hist = train_toy(make_bandit(), ToyConfig(steps=CONTROL_STEPS, beta=CONTROL_INIT_BETA))
-    return {k: hist[k] for k in ("kl", "beta", "reward")}
-
 
 def controller_figure(target: float = 0.5, k_beta: float = 0.1):
     """KL per step against the target (top) and beta per step (bottom, log scale)."""

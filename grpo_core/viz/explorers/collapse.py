@@ -15,8 +15,8 @@ import functools
 import numpy as np
 import torch
 
-from ..advantages import group_advantages
-from ..collapse import advantage_scale, zero_spread_probability
+from ...advantages import group_advantages
+from ...analysis.collapse import advantage_scale, zero_spread_probability
 from ..interactive import Explorer, Slider, register
 from ..plots import annotation, fast_figure
 
@@ -42,7 +42,7 @@ def _simulated(p: float) -> list[float]:
     A group's number of right answers is Binomial(G, p) and the group is flat when that number
     is 0 or G; NumPy draws the counts directly, which keeps a redraw within a few milliseconds
     (the chapter checks the same probability with torch-sampled rewards and
-    :func:`grpo_core.collapse.zero_std_fraction`).
+    :func:`grpo_core.analysis.collapse.zero_std_fraction`).
     """
     rng = np.random.default_rng(0)
     out = []

@@ -6,7 +6,7 @@ function from control values to a plotly figure. :meth:`Explorer.show` picks how
 - **in the built book** (``GRPO_BOOK_BUILD=1``, set by ``_ext/grpo_book.py``):
   :meth:`Explorer.static_figure`, a plotly figure with its own sliders and dropdowns over a
   precomputed grid of the control values. Every grid point is a frame of the figure; a few lines
-  of JavaScript in the book renderer (:mod:`grpo_core.plots`) swap in the frame of the current
+  of JavaScript in the book renderer (:mod:`grpo_core.viz.plots`) swap in the frame of the current
   combination when a control moves. No kernel, no network, no ipywidgets on the page.
 - **in a live kernel** (Jupyter, JupyterLab, VS Code, Colab): :meth:`Explorer.live`, ipywidgets
   controls that rebuild the figure on every change. Outside Colab the figure is a
@@ -15,17 +15,16 @@ function from control values to a plotly figure. :meth:`Explorer.show` picks how
   figure is re-rendered into an ``ipywidgets.Output``.
 
 Every explorer is registered in :data:`EXPLORERS` (:func:`register`), so tests and
-``benchmarks/bench_explorers.py`` iterate over all of them; :func:`all_explorers` imports the
-modules that define them.
+``benchmarks/bench_explorers.py`` iterate over all of them; :func:`grpo_core.viz.explorers.all_explorers`
+imports the modules that define them.
 
 A figure function must not raise for any value its controls allow: extreme settings should give
-a figure with an annotation that explains (see :func:`grpo_core.plots.note`). As a safety net,
+a figure with an annotation that explains (see :func:`grpo_core.viz.plots.note`). As a safety net,
 a ``ValueError`` from ``grpo_core``'s input checks becomes such a figure too.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import math
@@ -45,14 +44,10 @@ __all__ = [
     "LiveExplorer",
     "EXPLORERS",
     "register",
-    "all_explorers",
-    "get_explorer",
     "in_colab",
     "in_book_build",
+    "enable_colab_widgets",
 ]
-
-#: Modules that define explorers; :func:`all_explorers` imports them so the registry is complete.
-EXPLORER_MODULES = ("grpo_core.explorers",)
 
 #: Layout keys that belong to the whole static figure, not to one grid point.
 _FRAME_LAYOUT_DROP = ("template", "margin", "height", "width", "sliders", "updatemenus", "meta")
@@ -78,8 +73,9 @@ def in_colab() -> bool:
 _colab_manager_enabled = False
 
 
-def _enable_colab_widgets() -> None:
-    """Colab renders only its built-in widgets unless the custom widget manager is on."""
+def enable_colab_widgets() -> None:
+    """Turn on Colab's custom widget manager (once): Colab renders only its built-in widgets
+    unless it is on. Outside Colab this raises ImportError (``google.colab`` is missing)."""
     global _colab_manager_enabled
     if _colab_manager_enabled:
         return
@@ -383,7 +379,7 @@ class LiveExplorer:
         if mode not in ("figurewidget", "rerender"):
             raise ValueError(f"`mode`={mode!r} is not known; choose 'figurewidget' or 'rerender'.")
         if colab:
-            _enable_colab_widgets()
+            enable_colab_widgets()
         self.explorer = explorer
         self.mode = mode
         self.controls = {c.name: c.widget(explorer.continuous_update) for c in explorer.controls}
@@ -446,17 +442,3 @@ def register(explorer: Explorer) -> Explorer:
         raise ValueError(f"An explorer named {explorer.name!r} is already registered.")
     EXPLORERS[explorer.name] = explorer
     return explorer
-
-
-def all_explorers() -> dict[str, Explorer]:
-    """Import every module that defines explorers and return the registry."""
-    for module in EXPLORER_MODULES:
-        importlib.import_module(module)
-    return EXPLORERS
-
-
-def get_explorer(name: str) -> Explorer:
-    explorers = all_explorers()
-    if name not in explorers:
-        raise ValueError(f"No explorer named {name!r}; choose one of {sorted(explorers)}.")
-    return explorers[name]

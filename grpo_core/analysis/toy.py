@@ -15,10 +15,10 @@ from typing import Protocol
 
 import torch
 
-from ._checks import check_choice, check_group_size, check_int, check_nonneg_number
-from .advantages import PRESETS, preset_advantages
-from .kl import KL_ESTIMATORS, kl_estimate
-from .objective import AGGREGATIONS, grpo_loss
+from .._checks import check_choice, check_group_size, check_int, check_nonneg_number, check_unit_interval
+from ..advantages import ADVANTAGE_ESTIMATORS, compute_advantages
+from ..kl import KL_ESTIMATORS, kl_estimate
+from ..objective import AGGREGATIONS, grpo_loss
 
 __all__ = ["Bandit", "make_bandit", "expected_reward", "exact_kl", "ToyConfig", "train_toy", "KLController", "KL_PLACEMENTS"]
 
@@ -55,11 +55,11 @@ def make_bandit(n_answers: int = 8, n_correct: int = 2, ref_success: float = 0.2
     seeded draw), so the reference model succeeds sometimes and GRPO has something to improve,
     like a pretrained model on a hard task. Float64 throughout.
     """
-    if isinstance(n_answers, bool) or not isinstance(n_answers, int) or n_answers < 2:
-        raise ValueError(f"`n_answers` must be an int >= 2; got {n_answers!r}.")
-    if isinstance(n_correct, bool) or not isinstance(n_correct, int) or not 1 <= n_correct < n_answers:
+    check_int(n_answers, "n_answers", 2)
+    check_int(n_correct, "n_correct", 1, " (and < n_answers)")
+    if n_correct >= n_answers:
         raise ValueError(f"`n_correct` must be an int in 1..n_answers-1; got {n_correct!r}.")
-    if not (0.0 < float(ref_success) < 1.0):
+    if check_unit_interval(ref_success, "ref_success", " (the reference policy's success rate)") in (0.0, 1.0):
         raise ValueError(f"`ref_success` must be in (0, 1), the reference policy's success rate; got {ref_success!r}.")
     gen = torch.Generator().manual_seed(seed)
     weights = torch.rand(n_answers, generator=gen, dtype=torch.float64) + 0.5
@@ -103,7 +103,7 @@ class ToyConfig:
     steps: sampling steps. mu: gradient updates per sampled batch (pi_old is refreshed after them).
     lr: SGD learning rate on the logits. eps_low, eps_high: clip range. beta: KL coefficient
     (ignored if a controller is passed). kl: estimator in the loss. agg: loss aggregation.
-    advantages: a :data:`grpo_core.PRESETS` name. seed: sampling seed.
+    advantages: a name of :data:`grpo_core.ADVANTAGE_ESTIMATORS` (one that needs no option). seed: sampling seed.
     kl_in: where the KL penalty goes. ``"loss"`` (GRPO, DeepSeekMath Eq. 3): ``beta`` times the
     estimator ``kl`` of every sampled answer is added to the loss and differentiated.
     ``"reward"`` (PPO for language models): each sampled answer's reward becomes
@@ -134,7 +134,7 @@ class ToyConfig:
         check_nonneg_number(self.beta, "beta")
         check_choice(self.kl, "kl", KL_ESTIMATORS)
         check_choice(self.agg, "agg", AGGREGATIONS)
-        check_choice(self.advantages, "advantages", PRESETS)
+        check_choice(self.advantages, "advantages", {n for n, e in ADVANTAGE_ESTIMATORS.items() if not e.required})
         check_choice(self.kl_in, "kl_in", KL_PLACEMENTS)
 
 
@@ -179,7 +179,7 @@ def train_toy(
             if cfg.kl_in == "reward":
                 penalty = kl_estimate(old_logp, ref_logp, cfg.kl).view(cfg.groups, cfg.G)
                 scored = rewards - beta * penalty
-            adv = preset_advantages(scored, cfg.G, cfg.advantages).reshape(n)
+            adv = compute_advantages(cfg.advantages, scored, cfg.G).reshape(n)
         loss_beta = beta if cfg.kl_in == "loss" else 0.0
         clip = 0.0
         for _ in range(cfg.mu):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..interactive import Choice, Explorer, Slider, register
-from ..objective import AGGREGATIONS, aggregation_weights, clipped_surrogate
+from ...objective import AGGREGATIONS, aggregation_weights, clipped_surrogate
 from ..plots import fast_figure
 
 R_MIN, R_MAX = 0.01, 2.0  # ratio axis (0 itself has log-ratio -inf)

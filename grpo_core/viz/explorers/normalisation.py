@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..advantages import preset_advantages
+from ...advantages import preset_advantages
 from ..interactive import Choice, Explorer, Slider, register
 from ..plots import fast_figure
-from ..rewards import make_distribution
+from ...analysis.rewards import make_distribution
 
 N_PROMPTS = 64  # B: enough groups for a histogram, few enough to stay fast
 N_BINS = 30

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_float_tensor, check_finite, check_same_shape
+from .._checks import as_actions, as_float_tensor, as_logits, check_finite, check_same_shape
 
 __all__ = [
     "score_function",
@@ -28,25 +28,6 @@ __all__ = [
     "two_token_logprobs",
     "enumerated_surrogates",
 ]
-
-
-def _logits(logits, name: str) -> torch.Tensor:
-    t = as_float_tensor(logits, name)
-    if t.dim() != 1 or t.numel() < 2:
-        raise ValueError(f"`{name}` must be 1-D with K >= 2 entries (one logit per answer); got shape {tuple(t.shape)}.")
-    check_finite(t, name)
-    return t
-
-
-def _actions(actions, k: int) -> torch.Tensor:
-    a = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(actions)
-    if a.is_floating_point() or a.is_complex() or a.dtype == torch.bool:
-        raise ValueError(f"`actions` must hold integer answer indices; got dtype {a.dtype}.")
-    if a.dim() != 1 or a.numel() == 0:
-        raise ValueError(f"`actions` must be 1-D and non-empty (one sampled answer each); got shape {tuple(a.shape)}.")
-    if bool((a < 0).any()) or bool((a >= k).any()):
-        raise ValueError(f"`actions` must lie in 0..{k - 1} (there are K = {k} answers); got {a.min().item()}..{a.max().item()}.")
-    return a.long()
 
 
 def score_function(logits, actions) -> torch.Tensor:
@@ -62,8 +43,8 @@ def score_function(logits, actions) -> torch.Tensor:
     Returns:
         ``[N, K]``, row n the gradient of ``log pi(actions[n])`` with respect to the logits.
     """
-    lg = _logits(logits, "logits")
-    a = _actions(actions, lg.numel())
+    lg = as_logits(logits, "logits")
+    a = as_actions(actions, lg.numel())
     onehot = torch.nn.functional.one_hot(a.to(lg.device), lg.numel()).to(lg.dtype)
     return onehot - torch.softmax(lg, -1)
 
@@ -80,7 +61,7 @@ def exact_policy_gradient(logits, rewards) -> torch.Tensor:
     Returns:
         ``[K]``.
     """
-    lg = _logits(logits, "logits")
+    lg = as_logits(logits, "logits")
     r = as_float_tensor(rewards, "rewards").to(device=lg.device, dtype=lg.dtype)
     check_same_shape(lg, "logits", r, "rewards")
     check_finite(r, "rewards")
@@ -110,15 +91,15 @@ def policy_gradient_estimate(logits, actions, advantages, behaviour_logits=None)
     Returns:
         ``[K]``.
     """
-    lg = _logits(logits, "logits")
-    a = _actions(actions, lg.numel())
+    lg = as_logits(logits, "logits")
+    a = as_actions(actions, lg.numel())
     adv = as_float_tensor(advantages, "advantages").to(device=lg.device, dtype=lg.dtype)
     if adv.shape != a.shape:
         raise ValueError(f"`advantages` has shape {tuple(adv.shape)} but `actions` has shape {tuple(a.shape)}; pass one advantage per sampled answer.")
     check_finite(adv, "advantages")
     weight = adv
     if behaviour_logits is not None:
-        old = _logits(behaviour_logits, "behaviour_logits").to(device=lg.device, dtype=lg.dtype)
+        old = as_logits(behaviour_logits, "behaviour_logits").to(device=lg.device, dtype=lg.dtype)
         check_same_shape(lg, "logits", old, "behaviour_logits")
         idx = a.to(lg.device)
         log_ratio = torch.log_softmax(lg, -1)[idx] - torch.log_softmax(old, -1)[idx]
@@ -141,7 +122,7 @@ def two_token_logprobs(logits1, logits2) -> torch.Tensor:
         ``[V*V, 2]``: row ``x*V + y`` holds ``log pi(x)`` and ``log pi(y | x)``. Gradients flow to
         both logit tensors.
     """
-    l1 = _logits(logits1, "logits1")
+    l1 = as_logits(logits1, "logits1")
     l2 = as_float_tensor(logits2, "logits2")
     v = l1.numel()
     if l2.shape != (v, v):

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_int
+from .._checks import check_int
 
 __all__ = ["ModelConfig", "TinyGPT", "ValueHead", "generate", "token_logprobs", "sequence_logprob", "all_completions"]
 

@@ -7,7 +7,7 @@ Two different questions hide behind "the variance of GRPO":
    ``Var[A_i] = 1`` whatever the reward distribution (book Eq. ``var-adv-one``). The source notes'
    ``(1/G)(1 + gamma_2/2)`` (seed 5.2) is not that; :func:`advantage_variance_study` measures the
    candidates side by side, with exact shape moments from :func:`excess_kurtosis` and two
-   heavy-tailed reward distributions that :mod:`grpo_core.rewards` lacks (:class:`StudentT`,
+   heavy-tailed reward distributions of :mod:`grpo_core.analysis.rewards` (:class:`StudentT`,
    :class:`LogNormal`).
 2. **How noisy is the gradient estimate built from those advantages?** On a problem whose true
    gradient is known exactly (:class:`PromptBandits`: several prompts, each a softmax over K
@@ -19,8 +19,8 @@ Two different questions hide behind "the variance of GRPO":
    :func:`expected_gradient_weight` is the closed form of the per-prompt reweighting that the
    std division causes.
 
-And the PPO side of seed 2.3 and 5.2: :func:`gae_advantages` (generalised advantage estimation)
-and :func:`gae_variance` (its variance for equicorrelated TD errors, which contains the notes'
+And the PPO side of seed 2.3 and 5.2: generalised advantage estimation itself is
+:func:`grpo_core.gae` (the core's, which the PPO trainer uses too), and :func:`gae_variance` (its variance for equicorrelated TD errors, which contains the notes'
 ``sigma**2 / (1 - gamma lambda)**2`` as the fully correlated extreme).
 """
 
@@ -28,112 +28,51 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
 
 import torch
 
-from ._checks import as_float_tensor, check_choice, check_finite, check_group_size, check_int
-from .advantages import bernoulli_advantages, group_advantages, loo_advantages
+from .._checks import (
+    as_float_tensor,
+    check_choice,
+    check_finite,
+    check_group_size,
+    check_instance,
+    check_int,
+    check_nonneg_number,
+    check_real,
+    check_unit_interval,
+)
+from ..advantages import bernoulli_advantages, compute_advantages, group_advantages
 from .rewards import (
     Bernoulli,
     BernoulliBeta,
     Beta,
     Gaussian,
+    LogNormal,
     Mixture,
     NearlyConstant,
     RewardDistribution,
+    StudentT,
     Uniform,
-    _finite,
-    _log_gamma,
-    _param,
-    _positive,
-    _randn,
 )
 from .toy import make_bandit
 
 __all__ = [
-    "StudentT",
-    "LogNormal",
     "excess_kurtosis",
     "notes_advantage_variance",
     "sample_variance_relvar",
     "advantage_variance_study",
-    "gae_advantages",
     "gae_variance",
     "PromptBandits",
     "make_prompt_bandits",
     "true_gradient",
     "ESTIMATORS",
+    "GROUP_ESTIMATORS",
     "gradient_estimates",
     "expected_gradient_weight",
     "exact_estimator_moments",
     "estimator_summary",
 ]
-
-
-# ------------------------------------------------------------------ heavy-tailed reward samplers
-
-
-@dataclasses.dataclass(frozen=True)
-class StudentT(RewardDistribution):
-    """``loc + scale * T`` with ``T`` Student-t with ``df`` degrees of freedom: symmetric, heavy tails.
-
-    ``mean = loc`` (``df > 1``), ``std = scale * sqrt(df / (df - 2))`` (``df > 2``); the excess
-    kurtosis ``6 / (df - 4)`` exists for ``df > 4``. Sampled as ``Z / sqrt(V / df)`` with
-    ``V = 2 X``, ``X ~ Gamma(df / 2)``, from the generator of :meth:`sample`.
-    """
-
-    name: ClassVar[str] = "student-t"
-    df: float = _param(10.0, 4.5, 30.0, 0.5)
-    loc: float = _param(0.0, -5.0, 5.0, 0.1)
-    scale: float = _param(1.0, 0.05, 5.0, 0.05)
-
-    def _check(self):
-        df = _finite(self.df, "df")
-        if not df > 2.0:
-            raise ValueError(f"`df` must be > 2 so that the reward has a finite std; got {self.df!r}.")
-        return {"df": df, "loc": _finite(self.loc, "loc"), "scale": _positive(self.scale, "scale")}
-
-    def _draw(self, shape, gen, dtype, device):
-        z = _randn(shape, gen, dtype, device)
-        log_x = _log_gamma((0.5 * self.df,), math.prod(shape), gen, dtype, device).view(shape)
-        # T = Z / sqrt(2 X / df)
-        return self.loc + self.scale * z * torch.exp(-0.5 * (log_x + math.log(2.0 / self.df)))
-
-    @property
-    def mean(self) -> float:
-        return self.loc
-
-    @property
-    def std(self) -> float:
-        return self.scale * math.sqrt(self.df / (self.df - 2.0))
-
-
-@dataclasses.dataclass(frozen=True)
-class LogNormal(RewardDistribution):
-    """``exp(mu + sigma Z)``: a right-skewed, heavy-tailed positive reward (every moment finite).
-
-    ``mean = exp(mu + sigma**2 / 2)``, ``std = mean * sqrt(exp(sigma**2) - 1)``; the excess
-    kurtosis is ``exp(4 s2) + 2 exp(3 s2) + 3 exp(2 s2) - 6`` with ``s2 = sigma**2``.
-    """
-
-    name: ClassVar[str] = "lognormal"
-    mu: float = _param(0.0, -3.0, 3.0, 0.1)
-    sigma: float = _param(0.5, 0.05, 1.5, 0.05)
-
-    def _check(self):
-        return {"mu": _finite(self.mu, "mu"), "sigma": _positive(self.sigma, "sigma")}
-
-    def _draw(self, shape, gen, dtype, device):
-        return torch.exp(self.mu + self.sigma * _randn(shape, gen, dtype, device))
-
-    @property
-    def mean(self) -> float:
-        return math.exp(self.mu + 0.5 * self.sigma**2)
-
-    @property
-    def std(self) -> float:
-        return self.mean * math.sqrt(math.expm1(self.sigma**2))
 
 
 def excess_kurtosis(dist: RewardDistribution) -> float:
@@ -149,7 +88,7 @@ def excess_kurtosis(dist: RewardDistribution) -> float:
             whose answers to one prompt are not independent draws of one distribution.
     """
     if not isinstance(dist, RewardDistribution):
-        raise ValueError(f"`dist` must be a reward distribution (grpo_core.rewards); got {dist!r}.")
+        raise ValueError(f"`dist` must be a reward distribution (grpo_core.analysis.rewards); got {dist!r}.")
     if isinstance(dist, BernoulliBeta):
         raise ValueError(
             "`dist` is BernoulliBeta: answers to one prompt share a success rate, so a group is "
@@ -187,14 +126,6 @@ def excess_kurtosis(dist: RewardDistribution) -> float:
 # ------------------------------------------------------------------- variance of one advantage
 
 
-def _kurtosis_arg(kurtosis) -> float:
-    if isinstance(kurtosis, bool) or not isinstance(kurtosis, (int, float)) or not math.isfinite(kurtosis):
-        raise ValueError(f"`kurtosis` must be a finite number (the excess kurtosis gamma_2); got {kurtosis!r}.")
-    if kurtosis < -2.0:
-        raise ValueError(f"`kurtosis` must be >= -2 (no distribution has a smaller excess kurtosis); got {kurtosis!r}.")
-    return float(kurtosis)
-
-
 def notes_advantage_variance(G: int, kurtosis: float) -> float:
     """The source notes' claim (seed 5.2): ``Var[r_hat_i] = (1 / G) (1 + gamma_2 / 2)`` (book Eq. ``var-notes``).
 
@@ -202,7 +133,7 @@ def notes_advantage_variance(G: int, kurtosis: float) -> float:
     of the normalised reward, which is 1; see the chapter and :func:`advantage_variance_study`).
     """
     g = check_group_size(G, "G")
-    return (1.0 + 0.5 * _kurtosis_arg(kurtosis)) / g
+    return (1.0 + 0.5 * check_real(kurtosis, "kurtosis", " (the excess kurtosis gamma_2; no distribution has one below -2)", minimum=-2.0)) / g
 
 
 def sample_variance_relvar(G: int, kurtosis: float) -> float:
@@ -212,7 +143,7 @@ def sample_variance_relvar(G: int, kurtosis: float) -> float:
     expression.
     """
     g = check_group_size(G, "G")
-    return 2.0 / (g - 1) + _kurtosis_arg(kurtosis) / g
+    return 2.0 / (g - 1) + check_real(kurtosis, "kurtosis", " (the excess kurtosis gamma_2; no distribution has one below -2)", minimum=-2.0) / g
 
 
 def advantage_variance_study(dist: RewardDistribution, G: int, n_groups: int = 100_000, seed: int = 0) -> dict[str, float]:
@@ -234,10 +165,9 @@ def advantage_variance_study(dist: RewardDistribution, G: int, n_groups: int = 1
     No loop over groups: one ``[n_groups, G]`` tensor.
     """
     if not isinstance(dist, RewardDistribution):
-        raise ValueError(f"`dist` must be a reward distribution (grpo_core.rewards); got {dist!r}.")
+        raise ValueError(f"`dist` must be a reward distribution (grpo_core.analysis.rewards); got {dist!r}.")
     g = check_group_size(G, "G")
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or n_groups < 2:
-        raise ValueError(f"`n_groups` must be an int >= 2; got {n_groups!r}.")
+    check_int(n_groups, "n_groups", 2)
     if not dist.std > 0.0:
         raise ValueError(f"`dist` = {dist.label} has no spread: every advantage is 0.")
     r = dist.sample(n_groups, g, seed=seed, dtype=torch.float64)
@@ -260,59 +190,6 @@ def advantage_variance_study(dist: RewardDistribution, G: int, n_groups: int = 1
 # ------------------------------------------------------------------------------------------ GAE
 
 
-def _unit(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be a number in [0, 1]; got {value!r}.")
-    return float(value)
-
-
-def gae_advantages(rewards, values, gamma: float = 1.0, lam: float = 1.0, last_value=None) -> torch.Tensor:
-    """Generalised advantage estimation (Schulman et al. 2016; book Eq. ``var-gae``, seed 2.3).
-
-    ``A_t = sum_k (gamma lam)**k delta_{t+k}`` with the TD errors
-    ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``, over each row of an episode of T steps.
-
-    Args:
-        rewards: ``[N, T]`` (or ``[T]``) per-step rewards; for a language model with an outcome
-            reward, all zeros except the last token's.
-        values: critic values ``V(s_t)`` for ``t = 0..T-1``, same shape as ``rewards``.
-        gamma, lam: discount and GAE parameter, each in [0, 1].
-        last_value: ``V(s_T)`` after the last step, ``[N]``; default 0 (the episode ended).
-
-    Returns:
-        Advantages with the shape of ``rewards``. The loop runs over time steps (backwards), never
-        over episodes.
-    """
-    r = as_float_tensor(rewards, "rewards")
-    v = as_float_tensor(values, "values").to(r.dtype)
-    if r.shape != v.shape or r.dim() not in (1, 2) or r.shape[-1] == 0:
-        raise ValueError(
-            f"`rewards` and `values` must both be [N, T] (or [T]) with T >= 1; got shapes "
-            f"{tuple(r.shape)} and {tuple(v.shape)}."
-        )
-    check_finite(r, "rewards")
-    check_finite(v, "values")
-    gamma, lam = _unit(gamma, "gamma"), _unit(lam, "lam")
-    squeeze = r.dim() == 1
-    if squeeze:
-        r, v = r[None], v[None]
-    if last_value is None:
-        nxt = torch.zeros_like(r[:, 0])
-    else:
-        nxt = as_float_tensor(last_value, "last_value").to(r.dtype).reshape(-1)
-        if nxt.shape != r[:, 0].shape:
-            raise ValueError(f"`last_value` must have one entry per episode ({r.shape[0]}); got shape {tuple(nxt.shape)}.")
-        check_finite(nxt, "last_value")
-    adv = torch.empty_like(r)
-    running = torch.zeros_like(r[:, 0])
-    for t in range(r.shape[1] - 1, -1, -1):
-        delta = r[:, t] + gamma * nxt - v[:, t]
-        running = delta + gamma * lam * running
-        adv[:, t] = running
-        nxt = v[:, t]
-    return adv[0] if squeeze else adv
-
-
 def gae_variance(sigma: float, gamma: float, lam: float, horizon: int | None = None, rho: float = 0.0) -> float:
     """Variance of ``sum_{k<H} (gamma lam)**k delta_k`` for TD errors of equal variance ``sigma**2``
     and equal pairwise correlation ``rho`` (book Eq. ``var-gae-equicorrelated``).
@@ -329,17 +206,15 @@ def gae_variance(sigma: float, gamma: float, lam: float, horizon: int | None = N
             ``gamma * lam < 1`` is required).
         rho: correlation between any two TD errors, in [0, 1].
     """
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"`sigma` must be a finite number >= 0 (the TD errors' std); got {sigma!r}.")
-    x = _unit(gamma, "gamma") * _unit(lam, "lam")
-    rho = _unit(rho, "rho")
+    sigma = check_nonneg_number(sigma, "sigma", " (the TD errors' std)")
+    x = check_unit_interval(gamma, "gamma", "") * check_unit_interval(lam, "lam", "")
+    rho = check_unit_interval(rho, "rho", " (a correlation)")
     if horizon is None:
         if x >= 1.0:
             raise ValueError("`horizon` must be given when gamma * lam = 1: the infinite sum diverges.")
         s1, s2 = 1.0 / (1.0 - x), 1.0 / (1.0 - x * x)
     else:
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"`horizon` must be None or an int >= 1; got {horizon!r}.")
+        check_int(horizon, "horizon", 1, " (or None for an infinite sum)")
         s1 = float(horizon) if x == 1.0 else (1.0 - x**horizon) / (1.0 - x)
         s2 = float(horizon) if x == 1.0 else (1.0 - x ** (2 * horizon)) / (1.0 - x * x)
     return sigma**2 * ((1.0 - rho) * s2 + rho * s1 * s1)
@@ -409,7 +284,7 @@ class PromptBandits:
 def make_prompt_bandits(success=(0.1, 0.5, 0.9), n_answers: int = 8, n_correct: int = 2, seed: int = 0) -> PromptBandits:
     """Prompts of chosen difficulty: prompt p's policy answers correctly with probability ``success[p]``.
 
-    Each prompt is a :func:`grpo_core.toy.make_bandit` (``n_correct`` of ``n_answers`` answers earn
+    Each prompt is a :func:`grpo_core.analysis.toy.make_bandit` (``n_correct`` of ``n_answers`` answers earn
     1, the rest 0, probabilities spread unevenly), seeded ``seed + p``.
     """
     try:
@@ -425,15 +300,9 @@ def make_prompt_bandits(success=(0.1, 0.5, 0.9), n_answers: int = 8, n_correct: 
     )
 
 
-def _check_prompts(prompts) -> PromptBandits:
-    if not isinstance(prompts, PromptBandits):
-        raise ValueError(f"`prompts` must be a PromptBandits (see make_prompt_bandits); got {type(prompts).__name__}.")
-    return prompts
-
-
 def true_gradient(prompts: PromptBandits) -> torch.Tensor:
     """Exact ``dJ/dlogits``, ``[P, K]``: ``(1/P) pi_p(a) (r_p(a) - J_p)`` (book Eq. ``var-true-gradient``)."""
-    ps = _check_prompts(prompts)
+    ps = check_instance(prompts, PromptBandits, "prompts", " (see make_prompt_bandits)")
     pi = ps.probs
     return pi * (ps.rewards - ps.success[:, None]) / ps.n_prompts
 
@@ -448,9 +317,10 @@ ESTIMATORS: dict[str, str] = {
     "grpo": "(r_i - group mean) / group std (GRPO, population std)",
 }
 
-
-def _check_count(value, name: str, least: int) -> int:
-    return check_int(value, name, least)
+#: The estimators of :data:`ESTIMATORS` that use the answers' own group, as the names of
+#: :data:`grpo_core.ADVANTAGE_ESTIMATORS` they are computed with ("grpo" is DeepSeekMath's
+#: formula read literally: population std, eps = 0, all-equal groups give 0).
+GROUP_ESTIMATORS = {"rloo": "rloo", "dr-grpo": "dr-grpo", "grpo": "deepseekmath"}
 
 
 def _sample_answers(ps: PromptBandits, shape_tail: tuple[int, int], gen: torch.Generator) -> torch.Tensor:
@@ -479,16 +349,16 @@ def gradient_estimates(
     ``grad_{logits_p} log pi_p(a) = e_a - pi_p``, and ``A`` set by ``estimator`` (see
     :data:`ESTIMATORS`): ``"learned-critic"`` draws ``critic_samples`` further answers per prompt,
     independent of the batch, and uses the mean of their rewards as ``V_p`` (the least-squares
-    fit of a per-prompt constant to earlier samples). Group advantages come from
-    :func:`grpo_core.group_advantages` (population std, eps = 0, all-equal groups give 0).
+    fit of a per-prompt constant to earlier samples). The group estimators come from
+    :func:`grpo_core.compute_advantages` (see :data:`GROUP_ESTIMATORS`).
 
     Vectorised over the n batches (no Python loop over samples); seeded local generator.
     """
-    ps = _check_prompts(prompts)
+    ps = check_instance(prompts, PromptBandits, "prompts", " (see make_prompt_bandits)")
     g = check_group_size(G, "G")
     check_choice(estimator, "estimator", ESTIMATORS)
-    n = _check_count(n, "n", 1)
-    m = _check_count(critic_samples, "critic_samples", 1)
+    n = check_int(n, "n", 1)
+    m = check_int(critic_samples, "critic_samples", 1)
     gen = torch.Generator().manual_seed(seed)
     P, K = ps.n_prompts, ps.n_answers
     idx = _sample_answers(ps, (n, g), gen)                                  # [n, P, G]
@@ -501,11 +371,8 @@ def gradient_estimates(
         hist = _sample_answers(ps, (n, m), gen)
         v = torch.gather(ps.rewards.expand(n, P, K), 2, hist).mean(dim=2, keepdim=True)
         adv = r - v
-    elif estimator == "rloo":
-        adv = loo_advantages(r.reshape(n * P, g), g).view(n, P, g)
     else:
-        scale = "none" if estimator == "dr-grpo" else "group"
-        adv = group_advantages(r.reshape(n * P, g), g, scale=scale, eps=0.0).view(n, P, g)
+        adv = compute_advantages(GROUP_ESTIMATORS[estimator], r.reshape(n * P, g), g).view(n, P, g)
     weighted = torch.zeros(n, P, K, dtype=torch.float64).scatter_add_(2, idx, adv)
     est = weighted - adv.sum(dim=2, keepdim=True) * ps.probs[None]
     return est / (P * g)
@@ -567,7 +434,7 @@ def expected_gradient_weight(success, G: int, estimator: str = "grpo") -> torch.
 def exact_estimator_moments(prompts: PromptBandits, G: int, estimator: str, *, critic_samples: int = 8) -> dict:
     """Exact mean ``[P, K]`` and covariance trace of :func:`gradient_estimates`'s estimator.
 
-    Closed forms (book section 'exact moments'): for ``"none"``, ``"critic"`` and
+    Closed forms (book section ``variance-gradient``, "How the exact values are computed"): for ``"none"``, ``"critic"`` and
     ``"learned-critic"`` the G terms of an estimate are i.i.d. given the baseline; for the group
     estimators the rewards must be 0/1, and the sum runs over the number k of accepted answers
     with the counts of each answer multinomial given k.
@@ -575,10 +442,10 @@ def exact_estimator_moments(prompts: PromptBandits, G: int, estimator: str, *, c
     Returns:
         ``{"mean": [P, K] tensor, "trace_cov": float}``.
     """
-    ps = _check_prompts(prompts)
+    ps = check_instance(prompts, PromptBandits, "prompts", " (see make_prompt_bandits)")
     g = check_group_size(G, "G")
     check_choice(estimator, "estimator", ESTIMATORS)
-    m = _check_count(critic_samples, "critic_samples", 1)
+    m = check_int(critic_samples, "critic_samples", 1)
     pi, rw, J = ps.probs, ps.rewards, ps.success
     grad_p = pi * (rw - J[:, None])                        # per-prompt true gradient (no 1/P)
     pi_sq = (pi * pi).sum(dim=1)                           # ||pi||^2

@@ -22,7 +22,9 @@ The distributions (registry name: class, what one reward is):
   ``N(mu2, sigma**2)`` (two kinds of answer);
 - ``nearly-constant``: :class:`NearlyConstant`, ``c + spread * N(0, 1)`` (the collapse case);
 - ``bernoulli-beta``: :class:`BernoulliBeta`, per-prompt difficulty: ``p_b ~ Beta(a, b)`` once
-  per prompt, then each answer is 1 with probability ``p_b``.
+  per prompt, then each answer is 1 with probability ``p_b``;
+- ``student-t``: :class:`StudentT`, ``loc + scale * T_df`` (symmetric, heavy tails);
+- ``lognormal``: :class:`LogNormal`, ``exp(mu + sigma Z)`` (right-skewed, heavy tail).
 
 :data:`DISTRIBUTIONS` maps the names to the classes and :func:`make_distribution` builds one
 by name. Every constructor checks its parameters and raises ``ValueError`` naming the bad one.
@@ -32,12 +34,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import ClassVar, NamedTuple
 
 import torch
 
-from ._checks import check_choice
+from .._checks import (
+    check_choice,
+    check_device,
+    check_dtype,
+    check_int,
+    check_nonneg_number,
+    check_positive,
+    check_real,
+    check_seed,
+    check_unit_interval,
+)
 
 __all__ = [
     "ParamSpec",
@@ -49,6 +60,8 @@ __all__ = [
     "Mixture",
     "NearlyConstant",
     "BernoulliBeta",
+    "StudentT",
+    "LogNormal",
     "DISTRIBUTIONS",
     "make_distribution",
 ]
@@ -77,70 +90,6 @@ def _param(default: float, lo: float, hi: float, step: float):
 def _fmt(x: float) -> str:
     """Two decimals for ordinary values, two significant digits for tiny or huge ones."""
     return f"{x:.2f}" if x == 0 or 0.01 <= abs(x) < 1e4 else f"{x:.2g}"
-
-
-# --------------------------------------------------------------------------------- input checks
-
-
-def _finite(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"`{name}` must be a real number; got {value!r}.")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"`{name}` must be finite; got {value!r}.")
-    return v
-
-
-def _in_unit_interval(value, name: str) -> float:
-    v = _finite(value, name)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1] (a probability); got {value!r}.")
-    return v
-
-
-def _nonneg(value, name: str) -> float:
-    v = _finite(value, name)
-    if v < 0.0:
-        raise ValueError(f"`{name}` must be >= 0 (a standard deviation); got {value!r}.")
-    return v
-
-
-def _positive(value, name: str) -> float:
-    v = _finite(value, name)
-    if not v > 0.0:
-        raise ValueError(f"`{name}` must be > 0 (a Beta shape parameter); got {value!r}.")
-    return v
-
-
-def _count(value, name: str, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{name}` must be an int ({what}); got {value!r}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be at least 1 ({what}); got {value}.")
-    return int(value)
-
-
-def _seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"`seed` must be an int; got {seed!r}.")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"`seed` must be in [0, 2**64); got {seed}.")
-    return int(seed)
-
-
-def _device(device) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"`device` must be None, a torch.device or a string like 'cuda'; got {device!r} ({err}).") from None
-
-
-def _dtype(dtype) -> torch.dtype:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"`dtype` must be a floating torch dtype such as torch.float32; got {dtype!r}.")
-    return dtype
 
 
 # ------------------------------------------------------------------------------------ the base
@@ -209,11 +158,11 @@ class RewardDistribution:
             A ``[B, G]`` tensor of ``dtype`` on ``device``; i.i.d. entries, except that
             :class:`BernoulliBeta` shares one success probability along each row.
         """
-        B = _count(B, "B", "the number of prompts")
-        G = _count(G, "G", "the number of answers per prompt")
-        seed = _seed(seed)
-        dev = _device(device)
-        dtype = _dtype(dtype)
+        B = check_int(B, "B", 1, " (the number of prompts)")
+        G = check_int(G, "G", 1, " (the number of answers per prompt)")
+        seed = check_seed(seed)
+        dev = check_device(device)
+        dtype = check_dtype(dtype)
         work = torch.float64 if dtype == torch.float64 else torch.float32
         gen = torch.Generator(device=dev)
         gen.manual_seed(seed)
@@ -299,7 +248,7 @@ class Bernoulli(RewardDistribution):
     p: float = _param(0.3, 0.0, 1.0, 0.01)
 
     def _check(self):
-        return {"p": _in_unit_interval(self.p, "p")}
+        return {"p": check_unit_interval(self.p, "p")}
 
     def _draw(self, shape, gen, dtype, device):
         # rand is in [0, 1): p = 0 gives only zeros and p = 1 only ones.
@@ -323,7 +272,7 @@ class Gaussian(RewardDistribution):
     sigma: float = _param(1.0, 0.0, 5.0, 0.05)
 
     def _check(self):
-        return {"mu": _finite(self.mu, "mu"), "sigma": _nonneg(self.sigma, "sigma")}
+        return {"mu": check_real(self.mu, "mu"), "sigma": check_nonneg_number(self.sigma, "sigma", " (a standard deviation)")}
 
     def _draw(self, shape, gen, dtype, device):
         return self.mu + self.sigma * _randn(shape, gen, dtype, device)
@@ -349,7 +298,7 @@ class Uniform(RewardDistribution):
     high: float = _param(1.0, -5.0, 5.0, 0.1)
 
     def _check(self):
-        low, high = _finite(self.low, "low"), _finite(self.high, "high")
+        low, high = check_real(self.low, "low"), check_real(self.high, "high")
         if high < low:
             raise ValueError(f"`high` must be >= `low`; got low={self.low!r}, high={self.high!r}. Swap them.")
         return {"low": low, "high": high}
@@ -379,7 +328,7 @@ class Beta(RewardDistribution):
     b: float = _param(5.0, 0.1, 10.0, 0.1)
 
     def _check(self):
-        return {"a": _positive(self.a, "a"), "b": _positive(self.b, "b")}
+        return {"a": check_positive(self.a, "a", " (a Beta shape parameter)"), "b": check_positive(self.b, "b", " (a Beta shape parameter)")}
 
     def _draw(self, shape, gen, dtype, device):
         return _beta(self.a, self.b, shape, gen, dtype, device)
@@ -411,10 +360,10 @@ class Mixture(RewardDistribution):
 
     def _check(self):
         return {
-            "w": _in_unit_interval(self.w, "w"),
-            "mu1": _finite(self.mu1, "mu1"),
-            "mu2": _finite(self.mu2, "mu2"),
-            "sigma": _nonneg(self.sigma, "sigma"),
+            "w": check_unit_interval(self.w, "w"),
+            "mu1": check_real(self.mu1, "mu1"),
+            "mu2": check_real(self.mu2, "mu2"),
+            "sigma": check_nonneg_number(self.sigma, "sigma", " (a standard deviation)"),
         }
 
     def _draw(self, shape, gen, dtype, device):
@@ -447,7 +396,7 @@ class NearlyConstant(RewardDistribution):
     spread: float = _param(1e-6, 0.0, 1e-3, 1e-6)
 
     def _check(self):
-        return {"c": _finite(self.c, "c"), "spread": _nonneg(self.spread, "spread")}
+        return {"c": check_real(self.c, "c"), "spread": check_nonneg_number(self.spread, "spread", " (a standard deviation)")}
 
     def _draw(self, shape, gen, dtype, device):
         if self.spread == 0.0:
@@ -478,7 +427,7 @@ class BernoulliBeta(RewardDistribution):
     b: float = _param(0.5, 0.05, 10.0, 0.05)
 
     def _check(self):
-        return {"a": _positive(self.a, "a"), "b": _positive(self.b, "b")}
+        return {"a": check_positive(self.a, "a", " (a Beta shape parameter)"), "b": check_positive(self.b, "b", " (a Beta shape parameter)")}
 
     def _draw(self, shape, gen, dtype, device):
         p = _beta(self.a, self.b, (shape[0], 1), gen, dtype, device)
@@ -494,9 +443,74 @@ class BernoulliBeta(RewardDistribution):
         return math.sqrt(m * (1.0 - m))
 
 
+# ------------------------------------------------------------------ heavy-tailed rewards
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentT(RewardDistribution):
+    """``loc + scale * T`` with ``T`` Student-t with ``df`` degrees of freedom: symmetric, heavy tails.
+
+    ``mean = loc`` (``df > 1``), ``std = scale * sqrt(df / (df - 2))`` (``df > 2``); the excess
+    kurtosis ``6 / (df - 4)`` exists for ``df > 4``. Sampled as ``Z / sqrt(V / df)`` with
+    ``V = 2 X``, ``X ~ Gamma(df / 2)``, from the generator of :meth:`sample`.
+    """
+
+    name: ClassVar[str] = "student-t"
+    df: float = _param(10.0, 4.5, 30.0, 0.5)
+    loc: float = _param(0.0, -5.0, 5.0, 0.1)
+    scale: float = _param(1.0, 0.05, 5.0, 0.05)
+
+    def _check(self):
+        df = check_real(self.df, "df")
+        if not df > 2.0:
+            raise ValueError(f"`df` must be > 2 so that the reward has a finite std; got {self.df!r}.")
+        return {"df": df, "loc": check_real(self.loc, "loc"), "scale": check_positive(self.scale, "scale")}
+
+    def _draw(self, shape, gen, dtype, device):
+        z = _randn(shape, gen, dtype, device)
+        log_x = _log_gamma((0.5 * self.df,), math.prod(shape), gen, dtype, device).view(shape)
+        # T = Z / sqrt(2 X / df)
+        return self.loc + self.scale * z * torch.exp(-0.5 * (log_x + math.log(2.0 / self.df)))
+
+    @property
+    def mean(self) -> float:
+        return self.loc
+
+    @property
+    def std(self) -> float:
+        return self.scale * math.sqrt(self.df / (self.df - 2.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class LogNormal(RewardDistribution):
+    """``exp(mu + sigma Z)``: a right-skewed, heavy-tailed positive reward (every moment finite).
+
+    ``mean = exp(mu + sigma**2 / 2)``, ``std = mean * sqrt(exp(sigma**2) - 1)``; the excess
+    kurtosis is ``exp(4 s2) + 2 exp(3 s2) + 3 exp(2 s2) - 6`` with ``s2 = sigma**2``.
+    """
+
+    name: ClassVar[str] = "lognormal"
+    mu: float = _param(0.0, -3.0, 3.0, 0.1)
+    sigma: float = _param(0.5, 0.05, 1.5, 0.05)
+
+    def _check(self):
+        return {"mu": check_real(self.mu, "mu"), "sigma": check_positive(self.sigma, "sigma")}
+
+    def _draw(self, shape, gen, dtype, device):
+        return torch.exp(self.mu + self.sigma * _randn(shape, gen, dtype, device))
+
+    @property
+    def mean(self) -> float:
+        return math.exp(self.mu + 0.5 * self.sigma**2)
+
+    @property
+    def std(self) -> float:
+        return self.mean * math.sqrt(math.expm1(self.sigma**2))
+
+
 #: Short name -> distribution class; ``DISTRIBUTIONS[name](**params)`` builds one.
 DISTRIBUTIONS: dict[str, type[RewardDistribution]] = {
-    cls.name: cls for cls in (Bernoulli, Gaussian, Uniform, Beta, Mixture, NearlyConstant, BernoulliBeta)
+    cls.name: cls for cls in (Bernoulli, Gaussian, Uniform, Beta, Mixture, NearlyConstant, BernoulliBeta, StudentT, LogNormal)
 }
 
 

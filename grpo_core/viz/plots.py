@@ -3,7 +3,7 @@
 In a live kernel (Jupyter, Colab, VS Code) plotly keeps the renderer it picks for
 itself; nothing here changes it. Only the book build sets ``GRPO_BOOK_BUILD=1``
 (the local Sphinx extension ``_ext/grpo_book.py`` does it before any kernel
-starts), and then :func:`_maybe_use_book_renderer`, called when ``grpo_core``
+starts), and then :func:`maybe_use_book_renderer`, called when ``grpo_core.viz``
 is imported, switches to :class:`BookRenderer`.
 
 Why a renderer of our own: under ipykernel, plotly >= 6.1 emits only
@@ -23,7 +23,18 @@ import uuid
 import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_BUILD_ENV", "BOOK_RENDERER", "BookRenderer", "style", "note", "message_figure", "use_book_renderer"]
+__all__ = [
+    "BOOK_BUILD_ENV",
+    "BOOK_RENDERER",
+    "BookRenderer",
+    "style",
+    "note",
+    "annotation",
+    "fast_figure",
+    "message_figure",
+    "use_book_renderer",
+    "maybe_use_book_renderer",
+]
 
 #: Environment variable that marks a book build; set to "1" by the Sphinx extension.
 BOOK_BUILD_ENV = "GRPO_BOOK_BUILD"
@@ -50,7 +61,7 @@ _SCRIPT = """\
     done = true;
     window.Plotly.newPlot(el, fig).then(function () { wireExplorer(el); });
   }
-  // Explorer figures (grpo_core.interactive): one frame per distinct grid point; every slider
+  // Explorer figures (grpo_core.viz.interactive): one frame per distinct grid point; every slider
   // and dropdown is a control whose step index picks a coordinate of the grid.
   function wireExplorer(el) {
     var meta = fig.layout.meta && fig.layout.meta.grpo_explorer;
@@ -173,10 +184,10 @@ def use_book_renderer() -> None:
     pio.renderers.default = BOOK_RENDERER
 
 
-def _maybe_use_book_renderer() -> bool:
+def maybe_use_book_renderer() -> bool:
     """Switch to the book renderer if and only if ``GRPO_BOOK_BUILD=1``.
 
-    Called by ``grpo_core/__init__.py`` at import. Returns whether it switched.
+    Called by ``grpo_core/viz/__init__.py`` at import. Returns whether it switched.
     """
     if os.environ.get(BOOK_BUILD_ENV) == "1":
         use_book_renderer()
