@@ -150,13 +150,36 @@ def check_seed(seed, name: str = "seed") -> int:
 
 
 def check_device(device, name: str = "device") -> torch.device:
-    """None (the CPU), a ``torch.device`` or a device string such as ``"cpu"`` or ``"cuda:0"``."""
+    """None (the CPU), a ``torch.device`` or a device string such as ``"cpu"`` or ``"cuda:0"``,
+    which must exist on this machine (a CUDA device needs ``torch.cuda.is_available()``)."""
     if device is None:
         return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"`{name}` must be None, a torch.device or a string like 'cpu' or 'cuda'; got {device!r}.")
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
         raise ValueError(f"`{name}` must be None, a torch.device or a string like 'cuda'; got {device!r} ({err}).") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"`{name}`={device!r} asks for CUDA, but this machine has no usable CUDA GPU "
+                f"(torch.cuda.is_available() is False); use {name}='cpu' (or None to pick the CPU)."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"`{name}`={device!r}: there are only {torch.cuda.device_count()} CUDA device(s).")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"`{name}`={device!r} asks for Apple's MPS, which this machine lacks; use {name}='cpu'.")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"`{name}`={device!r}: grpo_core runs on 'cpu' or 'cuda' (or 'mps'); got a {dev.type!r} device.")
+    return dev
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
+    return value
 
 
 def check_dtype(dtype, name: str = "dtype") -> torch.dtype:

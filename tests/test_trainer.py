@@ -136,7 +136,7 @@ def test_kl_target_switches_on_the_adaptive_controller(monkeypatch):
     "kwargs,pattern",
     [(dict(G=1), "`G` must be at least 2"), (dict(minibatches=3), "`minibatches`=3 must divide"),
      (dict(temperature=0.0), "`temperature` must be > 0"), (dict(advantages="ppo"), "`advantages`='ppo'"),
-     (dict(task="chess"), "`name`='chess'"), (dict(algo="dpo"), "`algo`='dpo'"),
+     (dict(task="chess"), "`task`='chess'"), (dict(algo="dpo"), "`algo`='dpo'"),
      (dict(task="add", task_size=4), "`task_size` applies to the sort task only"),
      (dict(task_size=1), "`task_size` must be an int >= 2"), (dict(gae_lambda=-0.1), "`gae_lambda` must be")],
 )
@@ -180,7 +180,7 @@ def test_cli_ppo_and_gpu_config(capsys):
     from grpo_core.training.cli import config_from_args
     cfg, _ = config_from_args(["--gpu-config", "--device", "cpu"])
     assert cfg.task_size == 8 and cfg.G == 16 and cfg.d_model == 128
-    cfg, _ = config_from_args(["--cpu-config", "--device", "cuda"])
+    cfg, _ = config_from_args(["--cpu-config", "--device", "cpu"])
     assert cfg.task_size is None and cfg.G == 8
 
 

@@ -22,17 +22,30 @@ import torch
 from .trainer import ALGOS, GRPOConfig, gpu_config, make_trainer, pick_device, pretrain_base, state_bytes
 
 
-def _parse_value(text: str, current):
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line on stderr (no usage block) and exit code 2."""
+
+    def error(self, message):
+        _fail(message)
+
+
+def _fail(message: str):
+    print(f"python -m grpo_core.train: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _parse_value(key: str, text: str, current):
+    """The value of ``--set key=text`` in the type of the field's current value."""
+    low = text.strip().lower()
     if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes"):
+        if low in ("1", "true", "yes"):
             return True
-        if text.lower() in ("0", "false", "no"):
+        if low in ("0", "false", "no"):
             return False
-        raise ValueError(f"expected true/false, got {text!r}")
-    if text.lower() == "none":
+        raise ValueError(f"--set {key}={text!r}: expected true or false")
+    if low == "none":
         return None
-    if isinstance(current, int):
-        return int(text)
+    kinds = {int: "an int", float: "a number", str: "a string"}
     if current is None:  # an optional field: an int if it reads as one, else a float, else text
         for kind in (int, float):
             try:
@@ -40,16 +53,18 @@ def _parse_value(text: str, current):
             except ValueError:
                 pass
         return text
-    if isinstance(current, float):
-        try:
-            return float(text)
-        except ValueError:
-            return text
+    for kind in (int, float):
+        if type(current) is kind:
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"--set {key}={text!r}: expected {kinds[kind]}") from None
     return text
 
 
 def config_from_args(argv=None) -> tuple[GRPOConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog="python -m grpo_core.train", description=__doc__.splitlines()[0])
+    """The configuration the command line asks for, checked: any problem exits with one line."""
+    parser = _Parser(prog="python -m grpo_core.train", description=__doc__.splitlines()[0])
     parser.add_argument("--task", default=None, help="sort or add (default: sort)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -61,33 +76,43 @@ def config_from_args(argv=None) -> tuple[GRPOConfig, argparse.Namespace]:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a GRPOConfig field")
     parser.add_argument("--quiet", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
-    use_gpu_config = args.gpu_config or (not args.cpu_config and pick_device(args.device).type == "cuda")
-    cfg = gpu_config() if use_gpu_config else GRPOConfig()
-    cfg.seed, cfg.device, cfg.algo = args.seed, args.device, args.algo
-    if args.task is not None:
-        cfg.task = args.task
-        if args.task != "sort":
-            cfg.task_size = None
-    if args.steps is not None:
-        cfg.steps = args.steps
-    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            parser.error(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
-        try:
-            setattr(cfg, key, _parse_value(value, getattr(cfg, key)))
-        except ValueError as err:
-            parser.error(f"--set {item!r}: {err}")
     try:
+        use_gpu_config = args.gpu_config or (not args.cpu_config and pick_device(args.device).type == "cuda")
+        cfg = gpu_config() if use_gpu_config else GRPOConfig()
+        cfg.seed, cfg.device, cfg.algo = args.seed, args.device, args.algo
+        if args.task is not None:
+            cfg.task = args.task
+            if args.task != "sort":
+                cfg.task_size = None
+        if args.steps is not None:
+            cfg.steps = args.steps
+        fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in fields:
+                raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+            setattr(cfg, key, _parse_value(key, value, getattr(cfg, key)))
         cfg.check()
-    except ValueError as err:
-        parser.error(str(err))
+    except (ValueError, TypeError) as err:
+        _fail(err)
     return cfg, args
 
 
 def main(argv=None) -> dict:
+    """Train as the command line asks; print one JSON line. Any error is one line on stderr and
+    exit code 2, never a traceback (Ctrl-C exits 130)."""
     cfg, args = config_from_args(argv)
+    try:
+        return _train(cfg, args)
+    except KeyboardInterrupt:
+        print("python -m grpo_core.train: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (ValueError, TypeError, RuntimeError, OSError, MemoryError) as err:
+        _fail(f"{type(err).__name__}: {err}")
+
+
+def _train(cfg: GRPOConfig, args) -> dict:
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     base = pretrain_base(cfg, log=say)
     trainer = make_trainer(cfg, base=base, log=say)

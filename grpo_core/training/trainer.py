@@ -29,7 +29,18 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_choice, check_group_size, check_int, check_nonneg_number
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_clip_range,
+    check_device,
+    check_group_size,
+    check_int,
+    check_nonneg_number,
+    check_positive,
+    check_seed,
+    check_unit_interval,
+)
 from ..advantages import ADVANTAGE_ESTIMATORS, compute_advantages
 from ..kl import KL_ESTIMATORS, kl_estimate
 from ..kl_control import AdaptiveKLController
@@ -38,7 +49,7 @@ from ..ppo import gae, token_rewards, value_loss, whiten
 from ..shaping import dynamic_sampling_keep, overlong_penalty, truncated
 from .cache import cache_dir
 from .models import ModelConfig, TinyGPT, ValueHead, generate, token_logprobs
-from .tasks import TOKENIZER, Task, make_task
+from .tasks import TASKS, TOKENIZER, Task, make_task
 
 __all__ = ["GRPOConfig", "GRPOTrainer", "PPOTrainer", "make_trainer", "gpu_config", "state_bytes",
            "pick_device", "pretrain_base", "evaluate", "ALGOS", "LR_SCHEDULES"]
@@ -62,9 +73,10 @@ ALGOS = {
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
+    """``device`` if given (it must exist here; see :func:`grpo_core._checks.check_device`), else
+    CUDA when available, else CPU."""
     if device is not None:
-        return torch.device(device)
+        return check_device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -134,31 +146,52 @@ class GRPOConfig:
     device: str | None = None
 
     def check(self) -> None:
+        """Validate every field, with a ValueError that names it and says what it must be."""
+        check_choice(self.algo, "algo", ALGOS)
+        check_choice(self.task, "task", TASKS)
+        if self.task_size is not None:
+            if self.task != "sort":
+                raise ValueError(f"`task_size` applies to the sort task only; got task={self.task!r}.")
+            check_int(self.task_size, "task_size", 2, " (the number of digits to sort)")
         check_group_size(self.G, "G")
-        for name in ("steps", "prompts_per_step", "mu", "minibatches", "sft_batch", "eval_size", "max_resample"):
+        for name in ("steps", "prompts_per_step", "mu", "minibatches", "sft_batch", "eval_size", "max_resample",
+                     "d_model", "n_layers", "n_heads"):
             check_int(getattr(self, name), name)
         check_int(self.sft_steps, "sft_steps", 0)
+        check_seed(self.seed)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"`d_model`={self.d_model} must be a multiple of `n_heads`={self.n_heads} "
+                             f"(each head gets d_model / n_heads dimensions).")
         if (self.prompts_per_step * self.G) % self.minibatches:
             raise ValueError(
                 f"`minibatches`={self.minibatches} must divide prompts_per_step * G = {self.prompts_per_step * self.G}."
             )
-        for name in ("lr", "max_grad_norm", "eps_low", "beta", "temperature", "sft_lr"):
+        for name in ("lr", "max_grad_norm", "beta", "sft_lr", "value_lr", "value_clip", "overlong_factor"):
             check_nonneg_number(getattr(self, name), name)
-        if self.temperature == 0:
+        check_clip_range(self.eps_low, self.eps_high)
+        if check_nonneg_number(self.temperature, "temperature") == 0:
             raise ValueError("`temperature` must be > 0 for training: GRPO needs different answers per group.")
+        if self.kl_target is not None:
+            check_positive(self.kl_target, "kl_target", " (the KL the adaptive controller holds; None for a fixed beta)")
+        check_unit_interval(self.sft_error_rate, "sft_error_rate", " (the share of demonstrations with a wrong digit)")
+        check_unit_interval(self.gamma, "gamma", " (the discount)")
+        check_unit_interval(self.gae_lambda, "gae_lambda", " (the GAE parameter)")
         check_choice(self.kl, "kl", KL_ESTIMATORS)
         check_choice(self.agg, "agg", AGGREGATIONS)
         check_choice(self.ratio_level, "ratio_level", RATIO_LEVELS)
-        check_int(self.overlong_cache, "overlong_cache", 0)
-        check_nonneg_number(self.overlong_factor, "overlong_factor")
         check_choice(self.advantages, "advantages", ADVANTAGE_MODES)
-        check_choice(self.algo, "algo", ALGOS)
         check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
-        for name in ("gamma", "gae_lambda", "value_lr", "value_clip"):
-            check_nonneg_number(getattr(self, name), name)
-        if self.task_size is not None and self.task != "sort":
-            raise ValueError(f"`task_size` applies to the sort task only; got task={self.task!r}.")
-        self.make_task()
+        check_bool(self.dynamic_sampling, "dynamic_sampling")
+        check_bool(self.mask_truncated, "mask_truncated")
+        check_int(self.overlong_cache, "overlong_cache", 0)
+        task = self.make_task()
+        if self.max_new_tokens is not None:
+            check_int(self.max_new_tokens, "max_new_tokens", 1)
+            if self.max_new_tokens > task.max_new_tokens:
+                raise ValueError(f"`max_new_tokens`={self.max_new_tokens} is longer than the {self.task} task's "
+                                 f"limit of {task.max_new_tokens} tokens; use at most {task.max_new_tokens} (or None).")
+        if self.device is not None:
+            check_device(self.device)
 
     def make_task(self) -> Task:
         if self.task_size is None:
