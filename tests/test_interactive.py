@@ -151,7 +151,39 @@ def test_every_explorer_builds_valid_figures_at_defaults_and_extremes(name):
         fig = e.build(**values)
         go.Figure(fig.to_dict())  # plotly's validation: a misspelt property fails here
         texts = " ".join(a.text or "" for a in fig.layout.annotations)
-        assert "These settings have no figure" not in texts, (name, values, texts)
+        assert "These settings have no figure" not in texts and "No figure for" not in texts, (name, values, texts)
+
+
+def _outside(control):
+    """Values that no setting of ``control`` takes."""
+    if isinstance(control, Choice):
+        return ["no-such-option", None, 3.5, [1]]
+    span = control.max - control.min
+    out = [control.min - max(span, 1), control.max + max(span, 1), float("nan"), float("inf"), -float("inf"), "7", None, True]
+    if control.integer:
+        out.append(control.min + 0.5)
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_explorer_explains_values_outside_its_controls(name):
+    e = EXPLORERS[name]
+    for control in e.controls:
+        for value in _outside(control):
+            fig = e.build(**{control.name: value})  # never raises
+            texts = " ".join(a.text or "" for a in fig.layout.annotations)
+            assert f"No figure for {control.label or control.name}" in texts, (name, control.name, value, texts)
+
+
+def test_an_error_inside_a_figure_function_becomes_an_explanation():
+    def broken(x=1):
+        return 1 / (x - 1)
+
+    e = Explorer("broken-test", "t", [Slider("x", 0, 2, 1, 0)], broken)
+    texts = " ".join(a.text for a in e.build(x=1).layout.annotations)
+    assert "These settings have no figure" in texts and "division by zero" in texts
+    with pytest.raises(ValueError, match="no control"):
+        e.build(y=1)
 
 
 # --------------------------------------------------------------------------- live form

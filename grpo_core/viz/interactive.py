@@ -52,6 +52,10 @@ __all__ = [
 #: Layout keys that belong to the whole static figure, not to one grid point.
 _FRAME_LAYOUT_DROP = ("template", "margin", "height", "width", "sliders", "updatemenus", "meta")
 
+#: The errors a figure function may raise at an extreme setting; :meth:`Explorer.build` turns them
+#: into a figure that explains. (Anything else is a bug and should fail loudly in the tests.)
+FIGURE_ERRORS = (ValueError, TypeError, ArithmeticError, IndexError, KeyError, RuntimeError)
+
 _SLIDER_BAND_PX = 80  # vertical space one static slider needs under the plot
 _MENU_BAND_PX = 45  # vertical space the row of dropdowns needs above the plot
 
@@ -145,6 +149,16 @@ class Slider:
     def ends(self) -> list:
         return [self.min, self.max]
 
+    def problem(self, value) -> str | None:
+        """Why ``value`` is not a setting of this slider (None if it is one)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"it takes a number from {_fmt(self.min)} to {_fmt(self.max)}"
+        if not math.isfinite(value) or not self.min <= value <= self.max:
+            return f"it takes values from {_fmt(self.min)} to {_fmt(self.max)}"
+        if self.integer and value != int(value):
+            return f"it takes whole numbers from {self.min} to {self.max}"
+        return None
+
     def widget(self, continuous_update: bool):
         import ipywidgets as w
 
@@ -190,6 +204,15 @@ class Choice:
 
     def ends(self) -> list:
         return self.values()
+
+    def problem(self, value) -> str | None:
+        """Why ``value`` is not one of this control's options (None if it is one)."""
+        try:
+            if value in self.values():
+                return None
+        except TypeError:  # an unhashable or incomparable value
+            pass
+        return "choose one of " + ", ".join(self.options)
 
     @property
     def default_value(self):
@@ -253,16 +276,24 @@ class Explorer:
     def build(self, **values) -> go.Figure:
         """The figure for ``values`` (missing controls take their defaults).
 
-        A ``ValueError`` raised by the figure function (``grpo_core``'s input checks) becomes a
-        figure whose annotation states the message, so a widget never shows a traceback.
+        Never raises for a value of a control: a value outside the control's range (or not one of
+        its options) gives a figure that says which values it takes, and an error of the figure
+        function (``grpo_core``'s input checks, or arithmetic at an extreme setting) becomes a
+        figure whose annotation states the message, so a widget never shows a traceback. Only an
+        unknown control name is an error (a bug in the caller, not a setting).
         """
         unknown = set(values) - {c.name for c in self.controls}
         if unknown:
             raise ValueError(f"Explorer `{self.name}` has no control(s) {sorted(unknown)}; controls: {[c.name for c in self.controls]}.")
+        for control in self.controls:
+            if control.name in values:
+                problem = control.problem(values[control.name])
+                if problem:
+                    return message_figure(f"No figure for {control.label or control.name} = {values[control.name]!r}: {problem}")
         args = {**self.defaults(), **values}
         try:
             return self.figure(**args)
-        except ValueError as err:
+        except FIGURE_ERRORS as err:
             return message_figure(f"These settings have no figure: {err}")
 
     # ------------------------------------------------------------------------------- static
