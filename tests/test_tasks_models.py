@@ -141,3 +141,58 @@ def test_sequence_probabilities_of_all_completions_sum_to_one():
         assert torch.allclose(sequence_logprob(model, prompt[:8], c, m, temperature=0.7), lp.sum(1), atol=1e-5)
     with pytest.raises(ValueError, match="`mask` has shape"):
         sequence_logprob(model, prompt[:2], comp[:2], mask[:1])
+
+
+# ------------------------------------------------------------------------- KV cache and fast log-probs
+
+
+def test_forward_cached_in_pieces_matches_one_forward():
+    torch.manual_seed(3)
+    model = TinyGPT(CFG).eval()
+    x = torch.randint(2, 12, (6, 11))
+    with torch.no_grad():
+        full = model(x)
+        a, past = model.forward_cached(x[:, :5])
+        b, past = model.forward_cached(x[:, 5:9], past)  # several positions against the cache
+        c, past = model.forward_cached(x[:, 9:10], past)  # one position
+        d, _ = model.forward_cached(x[:, 10:], past)
+    assert torch.allclose(torch.cat([a, b, c, d], 1), full, atol=1e-5)
+    with pytest.raises(ValueError, match="max_len"):
+        model.forward_cached(torch.zeros(1, 6, dtype=torch.long), model.forward_cached(x)[1])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
+def test_kv_cache_generation_samples_what_the_full_recompute_samples(temperature):
+    torch.manual_seed(0)
+    model = TinyGPT(CFG).eval()
+    prompts = torch.randint(2, 12, (16, 5)).repeat_interleave(4, 0)  # groups of equal prompts
+    out = [generate(model, prompts, 8, TOKENIZER.eos_id, TOKENIZER.pad_id, temperature=temperature,
+                    generator=torch.Generator().manual_seed(5), kv_cache=kv) for kv in (True, False)]
+    (c1, m1, l1), (c0, m0, l0) = out
+    assert torch.equal(c1, c0) and torch.equal(m1, m0)
+    assert torch.allclose(l1, l0, atol=1e-5)
+
+
+def test_completion_logprobs_equal_token_logprobs_values_and_gradients():
+    from grpo_core.training.models import completion_logprobs
+
+    torch.manual_seed(1)
+    model = TinyGPT(CFG)
+    prompts = torch.randint(2, 12, (8, 5)).repeat_interleave(4, 0)
+    comp, mask, _ = generate(model.eval(), prompts, 8, TOKENIZER.eos_id, TOKENIZER.pad_id,
+                             generator=torch.Generator().manual_seed(2))
+    model.train()
+    longest = int(mask.sum(1).max())
+    ref = token_logprobs(model, prompts, comp)
+    (ref * mask).sum().backward()
+    g_ref = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    fast, ent = completion_logprobs(model, prompts, comp, length=longest, entropy=True)
+    (fast * mask).sum().backward()
+    assert fast.shape == ent.shape == comp.shape
+    assert torch.allclose(fast[mask], ref[mask], atol=1e-5) and (fast[:, longest:] == 0).all()
+    assert all(torch.allclose(p.grad, g, atol=1e-5) for p, g in zip(model.parameters(), g_ref))
+    assert (ent[mask] > 0).all() and (ent[mask] <= torch.log(torch.tensor(float(CFG.vocab_size))) + 1e-5).all()
+    # distinct prompts (nothing shared) and the full length give the same numbers too
+    with torch.no_grad():
+        assert torch.allclose(completion_logprobs(model, prompts.flip(1), comp), token_logprobs(model, prompts.flip(1), comp), atol=1e-5)

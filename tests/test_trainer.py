@@ -7,9 +7,8 @@ import torch
 
 import grpo_core.training.trainer as trainer_mod
 from grpo_core import group_advantages
-from grpo_core.training.models import token_logprobs
 from grpo_core.train import main as cli_main
-from grpo_core.training.trainer import GRPOConfig, GRPOTrainer, pretrain_base
+from grpo_core.training.trainer import GRPOConfig, GRPOTrainer
 
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -194,3 +193,52 @@ def test_cosine_schedule_goes_from_lr_to_a_tenth():
     assert GRPOTrainer(tiny()).lr_factor(3) == 1.0
     with pytest.raises(ValueError, match="`lr_schedule`='linear'"):
         tiny(lr_schedule="linear").check()
+
+
+def test_with_one_pass_pi_old_is_the_update_forward_and_speedups_do_not_change_the_first_update(captured):
+    tr = GRPOTrainer(tiny(mu=1, minibatches=1))
+    tr.step()
+    c = captured[0]
+    assert torch.equal(c["logp"], c["old"])  # the same forward pass: ratio exactly 1
+    fast = captured[0]
+    slow_calls = []
+    saved = dict(trainer_mod.SPEEDUPS)
+    try:
+        trainer_mod.SPEEDUPS.update({k: False for k in saved})
+        real = trainer_mod.grpo_loss
+        trainer_mod.grpo_loss = lambda logp, old, *a, **kw: (slow_calls.append(logp.detach().clone()), real(logp, old, *a, **kw))[1]
+        tr_slow = GRPOTrainer(tiny(mu=1, minibatches=1))
+        tr_slow.step()
+    finally:
+        trainer_mod.SPEEDUPS.update(saved)
+        trainer_mod.grpo_loss = real
+    # same samples (same generator), same log-probabilities up to float rounding
+    assert torch.allclose(slow_calls[0] * fast["mask"], fast["logp"] * fast["mask"], atol=1e-5)
+
+
+def test_max_new_tokens_beyond_the_task_limit_fits_the_model():
+    cfg = tiny(task="add", max_new_tokens=8, steps=1, sft_steps=5)
+    tr = GRPOTrainer(cfg)
+    assert tr.policy.cfg.max_len == 6 + 8
+    rec = tr.step()
+    assert rec["completion_len"] <= 8
+
+
+def test_threads_apply_while_training_and_are_restored():
+    seen = []
+    real = trainer_mod.GRPOTrainer._step
+
+    def spy(self):
+        seen.append(torch.get_num_threads())
+        return real(self)
+
+    before = torch.get_num_threads()
+    tr = GRPOTrainer(tiny(threads=1, steps=1))
+    trainer_mod.GRPOTrainer._step = spy
+    try:
+        tr.step()
+    finally:
+        trainer_mod.GRPOTrainer._step = real
+    assert seen == [1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="`threads`"):
+        tiny(threads=0).check()
