@@ -144,13 +144,13 @@ class GRPOConfig:
     algo: str = "grpo"
     task: str = "sort"
     task_size: int | None = None
-    steps: int = 80
+    steps: int = 160
     G: int = 8
     prompts_per_step: int = 32
     mu: int = 1
     minibatches: int = 1
     lr: float = 1e-3
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     max_grad_norm: float = 1.0
     eps_low: float = 0.2
     eps_high: float | None = None
