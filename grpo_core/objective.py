@@ -446,8 +446,8 @@ def grpo_loss(
 
     # 1. the log-ratio, 0 at padding; one per answer at the sequence level
     d = torch.where(real, lp - old.detach(), torch.zeros_like(lp))
-    if ratio_level == "sequence":
-        log_ratio = (d.sum(dim=1) / m.sum(dim=1).clamp(min=1.0))[:, None].expand_as(lp)
+    if ratio_level == "sequence":  # [B, 1], broadcast by the kind (as TRL does)
+        log_ratio = (d.sum(dim=1) / m.sum(dim=1).clamp(min=1.0))[:, None]
     else:
         log_ratio = d
 

@@ -15,8 +15,8 @@ token and the advantages into a per-token loss (to minimise), before the aggrega
     "gspo"   GSPO as verl writes it: every token's ratio has the value of the answer's geometric
              mean s_i and the gradient of its own token, then PPO's clip
 
-Every kind takes the log-ratio *already zero at padding* (``grpo_loss`` masks before anything
-is exponentiated), so a value at a masked position can change neither the loss nor its gradient.
+Every kind takes the log-ratio ``[B, T]`` (``[B, 1]``, one per answer, at the sequence level)
+*already zero at padding* (``grpo_loss`` masks before anything is exponentiated), so a value at a masked position can change neither the loss nor its gradient.
 ``log_ratio_clamp`` bounds the log of the ratio each kind exponentiates (verl clamps it to
 [-20, 20] for vanilla, cispo and sapo, from above at 10 for gspo, not at all for geo_mean; TRL
 never).
@@ -51,7 +51,8 @@ __all__ = [
 
 
 class PolicyTerms(NamedTuple):
-    """What a policy-loss kind returns, every tensor ``[B, T]``.
+    """What a policy-loss kind returns, tensors ``[B, T]`` (``ratio`` and a flag may be ``[B, 1]``
+    at the sequence level, where the kind receives one log-ratio per answer).
 
     ``loss``: the per-token loss (with gradient); ``ratio``: the ratio it uses (for metrics);
     ``low`` / ``high``: bool, where the kind's clip or cap takes the token's gradient away

@@ -154,7 +154,7 @@ class Recorder:
             s.function.add(row.function.split(" (")[0].split(" + ")[0])
             s.batches += row.batches
             s.loss, s.grad, s.metric = max(s.loss, row.loss), max(s.grad, row.grad), max(s.metric, row.metric)
-        head = ["| {} | compared with | batches | max abs diff, {} | max abs diff, gradient | max abs diff, metrics |",
+        head = ["| {} | compared with | comparisons | max abs diff, {} | max abs diff, gradient | max abs diff, metrics |",
                 "|---|---|---|---|---|---|"]
 
         def line(r, fn):
