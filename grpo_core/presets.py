@@ -380,4 +380,10 @@ def preset_loss(name: str, logp, old_logp, ref_logp, advantages, mask, **overrid
         ``(loss, metrics)`` of :func:`grpo_core.grpo_loss`, the metrics including the framework's
         own names (TRL's ``clip_ratio/...``, verl's ``actor/pg_clipfrac``, ...).
     """
-    return grpo_loss(logp, old_logp, ref_logp, advantages, mask, **preset_settings(name, **overrides))
+    settings = preset_settings(name, **overrides)
+    try:
+        return grpo_loss(logp, old_logp, ref_logp, advantages, mask, **settings)
+    except ValueError as err:  # a contradiction between overrides: say which keywords the preset takes
+        if any(f"`{key}`" in str(err) or f"'{key}'" in str(err) for key in overrides):
+            raise ValueError(f"preset {name!r}: {err} It takes {sorted(LOSS_PRESETS[name].overridable)}.") from None
+        raise

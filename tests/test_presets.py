@@ -155,6 +155,10 @@ def test_metrics_carry_the_frameworks_names():
         ("verl-vanilla", dict(rollout_logp=torch.zeros(8, 6, dtype=F64), is_min=0.5),
          r"verl's truncated IS .* has no lower bound"),
         ("trl-grpo", dict(grad_accum_steps=0), r"`grad_accum_steps` must be an int >= 1"),
+        # contradicting overrides: the error also lists the preset's keywords
+        ("verl-vanilla", dict(agg="seq-mean-token-mean", num_items_in_batch=30),
+         r"preset 'verl-vanilla': `num_items_in_batch` divides the 'token-mean' aggregation.*It takes \['agg', 'beta'"),
+        ("trl-dapo", dict(is_max=2.0), r"preset 'trl-dapo': \['is_max'\] set, but `rollout_logp` is None.*It takes"),
     ],
 )
 def test_bad_presets_and_overrides(name, kwargs, pattern):
