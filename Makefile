@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NBVAL := -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: venv book test bench notebooks serve
+.PHONY: venv book test bench notebooks serve conformance-venv conformance
 
 # One pip command, so that pip resolves the torch pin of requirements.txt
 # together with the package's loose torch requirement.
@@ -29,6 +29,26 @@ test: venv
 	$(MAKE) book
 	$(PY) tools/check_links.py _build/html
 	$(PY) tools/browser_check.py _build/html --screenshots _build/screenshots
+
+# The reference environment of the conformance suite: TRL 1.16.0 and verl 0.9.1 (the latter
+# without its dependency list, plus what its loss code imports), the versions of
+# requirements.txt as constraints. Built on first use; rebuilt when a requirements file or
+# pyproject.toml changes. `make book` and `make test` never need it.
+CONF_VENV ?= .venv-conformance
+CONF_PY := $(CONF_VENV)/bin/python
+conformance-venv: $(CONF_VENV)/.installed
+$(CONF_VENV)/.installed: requirements.txt requirements-conformance.txt pyproject.toml
+	test -x $(CONF_PY) || python3 -m venv $(CONF_VENV)
+	$(CONF_PY) -m pip install -c requirements.txt -r requirements-conformance.txt -e .
+	$(CONF_PY) -m pip install --no-deps verl==0.9.1
+	touch $@
+
+# grpo_core's loss and advantage presets against TRL's and verl's own code on random batches
+# (tests/conformance; a skipped test fails the run). Prints and writes the max-difference table
+# to _build/conformance.md.
+conformance: conformance-venv
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+	  $(CONF_PY) -m pytest -p no:cacheprovider tests/conformance -q
 
 bench: venv
 	for f in benchmarks/*.py; do $(PY) "$$f" || exit 1; done

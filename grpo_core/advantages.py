@@ -13,7 +13,9 @@ Hugging Face TRL and verl, and :func:`preset_advantages` applies one.
 Also here: the leave-one-out baseline (:func:`loo_advantages`), the closed form for 0/1 rewards
 (:func:`bernoulli_advantages`), the signal-collapse mitigations that change the advantage
 (:func:`threshold_advantages`, :func:`global_baseline_advantages` with a :class:`RunningBaseline`),
-several rewards per answer (:func:`combine_rewards`, incl. GDPO), and
+several rewards per answer (:func:`combine_rewards`, incl. GDPO), the estimators of TRL 1.16.0
+and verl 0.9.1 with their own option names (:func:`trl_advantages`, :func:`verl_grpo_advantages`,
+:func:`verl_reinforce_pp_advantages`, :func:`verl_gdpo_advantages`), and
 :data:`ADVANTAGE_ESTIMATORS`, the one registry of estimators by name (:func:`compute_advantages`).
 """
 
@@ -50,6 +52,12 @@ __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "register_advantage",
     "compute_advantages",
+    "trl_advantages",
+    "verl_grpo_advantages",
+    "verl_reinforce_pp_advantages",
+    "verl_gdpo_advantages",
+    "TRL_SCALE_REWARDS",
+    "TRL_MULTI_OBJECTIVE",
 ]
 
 _SCALES = ("group", "batch", "none")
@@ -406,3 +414,204 @@ register_advantage(
     "global-baseline", "group advantages; a group without spread is scored against a running baseline",
     ("baseline", "eps") + GROUP_OPTIONS[:2] + GROUP_OPTIONS[3:], required=("baseline",),
 )(lambda rewards, group_size, *, baseline, **options: global_baseline_advantages(rewards, group_size, baseline, **options))
+
+
+# ------------------------------------------------------------- the frameworks' estimators
+#
+# TRL 1.16.0 and verl 0.9.1 by name, with their own option names, reproducing their arithmetic
+# (tests/conformance compares each with the framework's code). Groups are G contiguous answers.
+
+#: TRL's ``scale_rewards``: what the centred reward is divided by.
+TRL_SCALE_REWARDS = ("group", "batch", "none")
+#: TRL's ``multi_objective_aggregation``: how several reward functions become one advantage.
+TRL_MULTI_OBJECTIVE = ("sum_then_normalize", "normalize_then_sum")
+
+
+def _rewards_per_func(rewards, group_size, weights, name="reward_weights"):
+    """``[N]`` or ``[N, K]`` rewards (one column per reward function) and ``[K]`` weights."""
+    r = as_float_tensor(rewards, "rewards")
+    if r.dim() == 1:
+        r = r[:, None]
+    if r.dim() != 2:
+        raise ValueError(f"`rewards` must be [N] or [N, K] (one column per reward function); got shape {tuple(r.shape)}.")
+    as_grouped(r[:, 0], group_size)  # N a positive multiple of G
+    check_finite(r, "rewards")
+    k = r.shape[1]
+    w = torch.ones(k, dtype=torch.float32) if weights is None else as_float_tensor(weights, name)
+    if w.shape != (k,):
+        raise ValueError(f"`{name}` has shape {tuple(w.shape)}; it must be [K] = ({k},), one weight per reward.")
+    check_finite(w, name)
+    return r, w.to(device=r.device)
+
+
+def _bessel_std(x: torch.Tensor, dim=None, keepdim: bool = False) -> torch.Tensor:
+    """TRL's sample std: the mean squared deviation times n / (n - 1), square-rooted."""
+    mean = torch.nanmean(x, dim=dim, keepdim=True)
+    var = torch.nanmean((x - mean) ** 2, dim=dim, keepdim=True)
+    count = torch.sum(~torch.isnan(x), dim=dim, keepdim=True)
+    std = torch.sqrt(var * (count / (count - 1)))
+    if keepdim:
+        return std
+    return std.squeeze() if dim is None else std.squeeze(dim)
+
+
+def trl_advantages(rewards, group_size: int, *, scale_rewards: str = "group",
+                   multi_objective_aggregation: str = "sum_then_normalize", reward_weights=None) -> torch.Tensor:
+    """The advantages of TRL 1.16.0's ``GRPOTrainer`` (``_generate_and_score_completions``).
+
+    With ``R_n = sum_k w_k r_nk`` (``reward_weights``, default all 1) and groups of G::
+
+        "sum_then_normalize" (default):  A = (R - group mean) / (s + 1e-4)
+            s = the group's sample std (scale_rewards="group"), the whole batch's ("batch"),
+            or no division at all ("none")
+        "normalize_then_sum" (GDPO):     z_k = (r_k - group mean) / (group sample std + 1e-4) per reward,
+            S = sum_k w_k z_k,  A = (S - batch mean) / (batch sample std + 1e-4); scale_rewards is ignored
+
+    A group of equal rewards gets 0 (0 / (0 + 1e-4)). TRL computes in float32; this function in the
+    dtype of ``rewards`` (pass float32 to reproduce TRL to the last bit).
+
+    Args:
+        rewards: ``[N]`` (one reward function) or ``[N, K]`` (one column per reward function);
+            N a multiple of ``group_size``, each prompt's G answers contiguous.
+        group_size: G (TRL's ``num_generations``), at least 2.
+        scale_rewards: ``"group"``, ``"batch"`` or ``"none"``.
+        multi_objective_aggregation: ``"sum_then_normalize"`` or ``"normalize_then_sum"``.
+        reward_weights: ``[K]`` weights (TRL's ``reward_weights``).
+
+    Returns:
+        ``[N]`` advantages.
+    """
+    check_choice(scale_rewards, "scale_rewards", TRL_SCALE_REWARDS)
+    check_choice(multi_objective_aggregation, "multi_objective_aggregation", TRL_MULTI_OBJECTIVE)
+    g = check_group_size(group_size)
+    r, w = _rewards_per_func(rewards, g, reward_weights)
+    w = w.to(r.dtype)
+    if multi_objective_aggregation == "sum_then_normalize":
+        total = (r * w[None, :]).nansum(dim=1)
+        mean = torch.nanmean(total.view(-1, g), dim=1).repeat_interleave(g)
+        adv = total - mean
+        if scale_rewards == "group":
+            adv = adv / (_bessel_std(total.view(-1, g), dim=1).repeat_interleave(g) + 1e-4)
+        elif scale_rewards == "batch":
+            adv = adv / (_bessel_std(total) + 1e-4)
+        return adv
+    grouped = r.view(-1, g, r.shape[1])
+    z = (grouped - torch.nanmean(grouped, dim=1, keepdim=True)) / (_bessel_std(grouped, dim=1, keepdim=True) + 1e-4)
+    total = (z.reshape(-1, r.shape[1]) * w[None, :]).nansum(dim=1)
+    return (total - torch.nanmean(total)) / (_bessel_std(total) + 1e-4)
+
+
+def verl_grpo_advantages(rewards, group_size: int, *, norm_adv_by_std_in_grpo: bool = True,
+                         epsilon: float = 1e-6) -> torch.Tensor:
+    """verl 0.9.1's ``grpo`` estimator (``compute_grpo_outcome_advantage``), one value per answer.
+
+    ``(s - group mean) / (group std + epsilon)`` with ``torch.std`` (Bessel) and epsilon 1e-6, or
+    ``s - group mean`` with ``norm_adv_by_std_in_grpo=False`` (Dr. GRPO; the flag
+    ``algorithm.norm_adv_by_std_in_grpo``). No special case for equal rewards: their advantage is
+    whatever rounding leaves (0 for exactly representable rewards). verl broadcasts it over the
+    answer's tokens and multiplies by the mask; verl's singleton groups (mean 0, std 1) do not occur
+    here, G >= 2.
+    """
+    if not isinstance(norm_adv_by_std_in_grpo, bool):
+        raise ValueError(f"`norm_adv_by_std_in_grpo` must be True or False; got {norm_adv_by_std_in_grpo!r}.")
+    return group_advantages(rewards, group_size, scale="group" if norm_adv_by_std_in_grpo else "none", std="sample",
+                            eps=epsilon, zero_equal_groups=False)
+
+
+def _as_token_mask(mask, n: int, rewards: torch.Tensor) -> torch.Tensor:
+    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(mask)
+    if m.dim() != 2 or m.shape[0] != n:
+        raise ValueError(f"`mask` must be [N, T] with N = {n} (one row per answer); got shape {tuple(m.shape)}.")
+    if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+        raise ValueError("`mask` must hold only 0 and 1 (or True/False); use a bool tensor.")
+    return m.to(device=rewards.device, dtype=rewards.dtype)
+
+
+def _masked_whiten(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """verl's ``masked_whiten``: token-weighted mean, Bessel variance, ``(x - mean) / sqrt(var + 1e-8)``."""
+    n = m.sum()
+    if float(n) < 2:
+        raise ValueError("`mask` must have at least 2 real tokens to whiten over (verl's masked_var needs them).")
+    mean = (x * m).sum() / n
+    var = ((x - mean) ** 2 * m).sum() / n * (n / (n - 1)).to(torch.float32)
+    return (x - mean) * torch.rsqrt(var + 1e-8)
+
+
+def verl_reinforce_pp_advantages(rewards, mask, *, gamma: float = 1.0) -> torch.Tensor:
+    """verl 0.9.1's ``reinforce_plus_plus`` estimator: discounted returns, whitened over the batch's tokens.
+
+    The outcome reward of answer n sits on its last real token; the return of a real token is the
+    reward times ``gamma ** k``, k the number of real tokens after it (``algorithm.gamma``,
+    default 1.0: every token gets the reward). The returns are then whitened over *all real tokens
+    of the batch* (mean and Bessel std, ``+ 1e-8`` under the square root): no group baseline at all,
+    and an answer weighs by its length. Zero at padding.
+
+    Args:
+        rewards: ``[N]`` outcome rewards.
+        mask: ``[N, T]`` 0/1, at least two real tokens in all.
+        gamma: discount in [0, 1].
+
+    Returns:
+        ``[N, T]`` token advantages.
+    """
+    r = as_float_tensor(rewards, "rewards")
+    if r.dim() != 1 or r.numel() == 0:
+        raise ValueError(f"`rewards` must be [N], one outcome reward per answer; got shape {tuple(r.shape)}.")
+    check_finite(r, "rewards")
+    gamma = check_nonneg_number(gamma, "gamma")
+    if gamma > 1.0:
+        raise ValueError(f"`gamma` must be in [0, 1]; got {gamma!r}.")
+    m = _as_token_mask(mask, r.shape[0], r)
+    after = m.flip(1).cumsum(1).flip(1) - m  # real tokens after each position
+    returns = r[:, None] * torch.pow(torch.full_like(m, gamma), after) * m
+    return _masked_whiten(returns, m) * m
+
+
+def verl_gdpo_advantages(rewards, group_size: int, mask, *, gdpo_reward_weights=None,
+                         epsilon: float = 1e-6) -> torch.Tensor:
+    """verl 0.9.1's ``gdpo`` estimator (``compute_gdpo_outcome_advantage``).
+
+    Per reward dimension k (``algorithm.gdpo_reward_keys``), verl's ``grpo`` advantage with the std
+    (the algorithm's ``norm_adv_by_std_in_grpo`` is not passed on); the weighted sum over k
+    (``algorithm.gdpo_reward_weights``, default 1), broadcast over each answer's tokens; then
+    whitened over *all real tokens of the batch* (token-weighted, unlike TRL's row-weighted
+    ``normalize_then_sum``). verl reads the per-dimension rewards as float32.
+
+    Args:
+        rewards: ``[N]`` or ``[N, K]`` (one column per reward dimension).
+        group_size: G.
+        mask: ``[N, T]`` 0/1.
+        gdpo_reward_weights: ``[K]`` weights.
+        epsilon: added to each group's std (1e-6).
+
+    Returns:
+        ``[N, T]`` token advantages (constant over an answer's tokens, 0 at padding).
+    """
+    g = check_group_size(group_size)
+    r, w = _rewards_per_func(rewards, g, gdpo_reward_weights, "gdpo_reward_weights")
+    m = _as_token_mask(mask, r.shape[0], r)
+    total = None
+    for k in range(r.shape[1]):  # K reward dimensions, a handful
+        a = verl_grpo_advantages(r[:, k], g, epsilon=epsilon)[:, None] * m
+        total = w[k].to(r.dtype) * a if total is None else total + w[k].to(r.dtype) * a
+    return _masked_whiten(total, m) * m
+
+
+register_advantage(
+    "trl-grpo", "TRL 1.16.0 GRPOTrainer: scale_rewards group/batch/none, both multi_objective_aggregation modes",
+    ("scale_rewards", "multi_objective_aggregation", "reward_weights"),
+)(trl_advantages)
+register_advantage(
+    "verl-grpo", "verl 0.9.1 grpo: (s - mean) / (torch.std + 1e-6), or s - mean with norm_adv_by_std_in_grpo=False",
+    ("norm_adv_by_std_in_grpo", "epsilon"),
+)(verl_grpo_advantages)
+register_advantage("verl-rloo", "verl 0.9.1 rloo: s - mean of the other G - 1 rewards")(loo_advantages)
+register_advantage(
+    "verl-reinforce_plus_plus", "verl 0.9.1 reinforce_plus_plus: discounted returns whitened over the batch's tokens",
+    ("mask", "gamma"), required=("mask",),
+)(lambda rewards, group_size, *, mask, gamma=1.0: (as_grouped(rewards, group_size),
+                                                   verl_reinforce_pp_advantages(rewards, mask, gamma=gamma))[1])
+register_advantage(
+    "verl-gdpo", "verl 0.9.1 gdpo: grpo per reward dimension, weighted sum, whitened over the batch's tokens",
+    ("mask", "gdpo_reward_weights", "epsilon"), required=("mask",),
+)(lambda rewards, group_size, *, mask, **options: verl_gdpo_advantages(rewards, group_size, mask, **options))

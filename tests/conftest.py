@@ -4,6 +4,10 @@ import os
 
 import pytest
 
+# tests/conformance compares grpo_core with TRL and verl; it runs in its own environment
+# (`make conformance`, .venv-conformance), never as part of `pytest tests`.
+collect_ignore = ["conformance"]
+
 
 @pytest.fixture(scope="module")
 def isolated_cache(tmp_path_factory):

@@ -230,6 +230,13 @@ class GRPOConfig:
         if self.device is not None:
             check_device(self.device)
 
+    def loss_settings(self, max_len: int, beta: float | None = None) -> dict:
+        """The keywords the trainer passes to its ``loss_fn`` (:func:`grpo_core.grpo_loss`) for this
+        configuration: the clip range, ``beta`` (default ``self.beta``), the KL estimator, the
+        aggregation with its constant ``max_len`` (the generation limit) and the ratio level."""
+        return dict(eps_low=self.eps_low, eps_high=self.eps_high, beta=self.beta if beta is None else beta,
+                    kl=self.kl, agg=self.agg, max_len=max_len, ratio_level=self.ratio_level)
+
     def make_task(self) -> Task:
         if self.task_size is None:
             return make_task(self.task)
@@ -507,8 +514,7 @@ class GRPOTrainer:
                     logp = self._logprobs(self.policy, prompts[rows], comp[rows], length)
                 loss, metrics = self.loss_fn(
                     logp, old_logp[rows], None if loss_beta == 0 else ref_logp[rows], adv[rows], loss_mask[rows],
-                    eps_low=cfg.eps_low, eps_high=cfg.eps_high, beta=loss_beta,
-                    kl=cfg.kl, agg=cfg.agg, max_len=self.max_new, ratio_level=cfg.ratio_level,
+                    **cfg.loss_settings(self.max_new, loss_beta),
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
