@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NBVAL := -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: venv book test bench notebooks serve conformance-venv conformance
+.PHONY: venv book test bench bench-trl notebooks serve conformance-venv conformance
 
 # One pip command, so that pip resolves the torch pin of requirements.txt
 # together with the package's loose torch requirement.
@@ -52,6 +52,11 @@ conformance: conformance-venv
 
 bench: venv
 	for f in benchmarks/*.py; do $(PY) "$$f" || exit 1; done
+
+# grpo_core's trainer against TRL 1.16's GRPOTrainer, side by side, in the conformance environment
+# (prints seconds per step, completion tokens per second, peak memory and `ratio ours/TRL`).
+bench-trl: conformance-venv
+	$(CONF_PY) benchmarks/bench_vs_trl.py
 
 notebooks: venv
 	$(PY) tools/refresh_notebooks.py
