@@ -166,7 +166,9 @@ def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
 
 def check_real(value, name: str, what: str = "", minimum: float | None = None) -> float:
     """A finite real number (not a bool), at least ``minimum`` if given; ``what`` says what it is,
-    e.g. ``" (a mean)"``."""
+    e.g. ``" (a mean)"``. A 0-d real tensor (a metric returned as a tensor) counts as its number."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex() and value.dtype != torch.bool:
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"`{name}` must be a real number{what}; got {value!r}.")
     v = float(value)
@@ -305,7 +307,12 @@ def as_logits(x, name: str) -> torch.Tensor:
 
 def as_actions(actions, k: int, name: str = "actions") -> torch.Tensor:
     """A non-empty 1-D integer tensor of answer indices in ``0..k-1``, as int64."""
-    a = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(actions)
+    if actions is None:
+        raise ArgumentTypeError(f"`{name}` is None; pass the sampled answer indices (a list or an integer tensor).")
+    try:
+        a = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(actions)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ArgumentTypeError(f"`{name}` must be a list or tensor of answer indices; got {type(actions).__name__} ({err}).") from None
     if a.is_floating_point() or a.is_complex() or a.dtype == torch.bool:
         raise ValueError(f"`{name}` must hold integer answer indices; got dtype {a.dtype}.")
     if a.dim() != 1 or a.numel() == 0:

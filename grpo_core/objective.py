@@ -789,7 +789,7 @@ def aggregation_weights(
     Returns:
         ``[B, T]`` weights in the default float dtype (float64 if ``mask`` is float64).
     """
-    m0 = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(mask)
+    m0 = mask if isinstance(mask, torch.Tensor) else as_float_tensor(mask, "mask")
     if m0.dim() != 2:
         raise ValueError(f"`mask` must be [B, T] (answers x tokens); got shape {tuple(m0.shape)}.")
     like = torch.empty(m0.shape, dtype=m0.dtype if m0.is_floating_point() else torch.get_default_dtype(), device=m0.device)
@@ -826,7 +826,7 @@ def sequence_log_ratio(logp, old_logp, mask, mode: str = "mean") -> torch.Tensor
 
     ``exp`` of the result is the ratio. It can be passed as ``logp`` (with ``old_logp = 0``) to
     :func:`clipped_surrogate` to clip at the sequence level. ``old_logp`` gets no gradient; an
-    answer without tokens gets log-ratio 0.
+    answer without tokens gets log-ratio 0; a value at a masked position (even NaN) is never read.
 
     Args:
         logp: ``[B, T]`` log pi_theta of the sampled tokens (with gradient).
@@ -838,12 +838,17 @@ def sequence_log_ratio(logp, old_logp, mask, mode: str = "mean") -> torch.Tensor
         ``[B]`` log-ratios.
     """
     check_choice(mode, "mode", SEQUENCE_RATIOS)
-    lp, _ = _ratio(logp, old_logp)
+    lp = as_float_tensor(logp, "logp")
+    old = as_float_tensor(old_logp, "old_logp")
+    check_same_shape(lp, "logp", old, "old_logp")
     if lp.dim() != 2:
         raise ValueError(f"`logp` must be [B, T] (answers x tokens); got shape {tuple(lp.shape)}.")
-    old = as_float_tensor(old_logp, "old_logp").to(device=lp.device, dtype=lp.dtype)
+    old = old.to(device=lp.device, dtype=lp.dtype)
     m = as_mask(mask, lp)
-    total = ((lp - old.detach()) * m).sum(dim=1)
+    real = m > 0
+    check_finite_at(lp, real, "logp")
+    check_finite_at(old, real, "old_logp")
+    total = torch.where(real, lp - old.detach(), torch.zeros_like(lp)).sum(dim=1)
     if mode == "sum":
         return total
     return total / m.sum(dim=1).clamp(min=1.0)

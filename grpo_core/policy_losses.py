@@ -36,7 +36,17 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ._checks import check_choice, check_nonneg_number, check_positive, check_unit_interval
+from ._checks import (
+    ArgumentTypeError,
+    as_float_tensor,
+    as_mask,
+    check_choice,
+    check_finite_at,
+    check_nonneg_number,
+    check_positive,
+    check_same_shape,
+    check_unit_interval,
+)
 
 __all__ = [
     "POLICY_LOSSES",
@@ -91,10 +101,12 @@ POLICY_LOSSES: dict[str, PolicyLoss] = {}
 
 def register_policy_loss(name: str, description: str, ratio_levels=("token",), options=(), is_weighting="token"):
     """Decorator: add ``fn(logp, log_ratio, advantages, mask, settings)`` to :data:`POLICY_LOSSES`."""
+    if not isinstance(name, str) or not name:
+        raise ArgumentTypeError(f"`name` must be a non-empty str (the policy loss's name); got {name!r}.")
 
     def deco(fn):
         if name in POLICY_LOSSES:
-            raise ValueError(f"A policy loss named {name!r} is already registered.")
+            raise ValueError(f"`name`={name!r}: a policy loss of that name is already registered; pick another.")
         POLICY_LOSSES[name] = PolicyLoss(name, fn, description, tuple(ratio_levels), tuple(options), is_weighting)
         return fn
 
@@ -355,6 +367,12 @@ def rollout_importance_weights(old_logp, rollout_logp, mask, level: str = "token
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"`is_min`={is_min} must be <= `is_max`={is_max}.")
     bounds = clamp_bounds(log_clamp, "is_log_clamp")
+    old_logp = as_float_tensor(old_logp, "old_logp")
+    rollout_logp = as_float_tensor(rollout_logp, "rollout_logp").to(device=old_logp.device, dtype=old_logp.dtype)
+    check_same_shape(old_logp, "old_logp", rollout_logp, "rollout_logp")
+    mask = as_mask(mask, old_logp)
+    check_finite_at(old_logp, mask > 0, "old_logp")
+    check_finite_at(rollout_logp, mask > 0, "rollout_logp")
     d = torch.where(mask > 0, (old_logp - rollout_logp).detach(), torch.zeros_like(old_logp))
     if level == "sequence":
         d = d.sum(dim=1, keepdim=True).expand_as(old_logp)
@@ -391,7 +409,10 @@ def high_entropy_mask(entropy, mask, top_entropy_quantile: float) -> torch.Tenso
     q = check_unit_interval(top_entropy_quantile, "top_entropy_quantile", " (a fraction of the tokens)")
     if q == 0.0:
         raise ValueError("`top_entropy_quantile` must be > 0 (the fraction of tokens kept); got 0.")
+    entropy = as_float_tensor(entropy, "entropy")
+    mask = as_mask(mask, entropy)
     real = mask > 0
+    check_finite_at(entropy, real, "entropy")
     if q == 1.0:
         return real
     values = entropy[real].float()
