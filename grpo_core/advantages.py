@@ -152,7 +152,14 @@ def loo_advantages(rewards, group_size: int) -> torch.Tensor:
 
 
 #: Conventions of the implementations the book compares, as keyword arguments of
-#: :func:`group_advantages`. Each reproduces that implementation's arithmetic on groups of G >= 2.
+#: :func:`group_advantages`. Each reproduces that implementation's arithmetic on groups of G >= 2,
+#: on purpose including its float residue: a group of equal rewards gets exactly 0 only in the
+#: presets with ``zero_equal_groups=True`` ("deepseekmath", "dr-grpo"). In "seed-notes", "trl",
+#: "trl-batch" and "verl" it gets ``(r - mean) / (std + eps)`` of the rounding, exactly 0 when the
+#: group's mean is computed exactly (binary fractions such as 0, 0.5, 1; float64 for the usual
+#: rewards) and a small nonzero advantage otherwise: eight rewards of 0.1 in float32 give about
+#: 7e-3 with "verl" and 7e-5 with "trl", and eight of 0.3 give about 0.75 with "seed-notes" (its
+#: guard ``std < 1e-8`` misses a float32 std near 3e-8). ``tests/test_hardening.py`` pins these.
 PRESETS: dict[str, dict] = {
     # The source notes' `safe_normalize_rewards`: population std, zeros if std < 1e-8, else
     # (r - mean) / (std + 1e-8).
@@ -476,7 +483,9 @@ def trl_advantages(rewards, group_size: int, *, scale_rewards: str = "group",
         "normalize_then_sum" (GDPO):     z_k = (r_k - group mean) / (group sample std + 1e-4) per reward,
             S = sum_k w_k z_k,  A = (S - batch mean) / (batch sample std + 1e-4); scale_rewards is ignored
 
-    A group of equal rewards gets 0 (0 / (0 + 1e-4)). TRL computes in float32; this function in the
+    A group of equal rewards gets 0 (0 / (0 + 1e-4)) when its mean is computed exactly; otherwise
+    the rounding's residue divided by ``std + 1e-4``, as in TRL (eight rewards of 0.1 in float32:
+    about 7e-5, not 0). TRL computes in float32; this function in the
     dtype of ``rewards`` (pass float32 to reproduce TRL to the last bit).
 
     Args:
@@ -517,7 +526,9 @@ def verl_grpo_advantages(rewards, group_size: int, *, norm_adv_by_std_in_grpo: b
     ``(s - group mean) / (group std + epsilon)`` with ``torch.std`` (Bessel) and epsilon 1e-6, or
     ``s - group mean`` with ``norm_adv_by_std_in_grpo=False`` (Dr. GRPO; the flag
     ``algorithm.norm_adv_by_std_in_grpo``). No special case for equal rewards: their advantage is
-    whatever rounding leaves (0 for exactly representable rewards). verl broadcasts it over the
+    whatever rounding leaves, as in verl: exactly 0 when the group's mean is computed exactly
+    (binary fractions such as 0, 0.5, 1), the residue over ``std + 1e-6`` otherwise (eight
+    rewards of 0.1 in float32: about 7e-3, not 0). verl broadcasts it over the
     answer's tokens and multiplies by the mask; verl's singleton groups (mean 0, std 1) do not occur
     here, G >= 2.
     """

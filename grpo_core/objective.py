@@ -446,6 +446,25 @@ def grpo_loss(
             ``actor/pg_clipfrac_lower``, as verl computes them for each kind).
         tensor_metrics: return the metrics as 0-d tensors on the device (no host sync).
 
+    Hostile inputs (tests/test_fuzz.py, tests/test_hardening.py):
+
+    - A position whose ``mask`` is 0 never reaches the loss, its gradient or the metrics, whatever
+      ``logp``, ``old_logp``, ``ref_logp``, ``rollout_logp``, ``entropy`` or per-token
+      ``advantages`` hold there (NaN and +-inf included): everything is masked with ``where``
+      before ``exp``. NaN or inf at a real position is a ``ValueError`` naming the tensor.
+    - For any finite gap ``logp - old_logp``, a token where PPO's clip (or ``delta``,
+      ``dual_clip``) is active has gradient exactly 0, not NaN: the log-ratio is clamped at a
+      bound beyond which the clip is certainly active
+      (:func:`grpo_core.policy_losses.clip_safe_log_ratio`), which changes nothing below it.
+      SAPO's gate clamps it at :func:`grpo_core.policy_losses.exp_safe_bound`, where the gate is
+      saturated. The frameworks' own clamps (``log_ratio_clamp``, verl's 20) act first, as there.
+    - Where the loss itself is beyond the dtype (``A < 0`` with no cap and a ratio that
+      overflows, an advantage of 3e38, a KL term of a gap of 100 in float32), a ``ValueError``
+      names ``logp``, ``advantages`` or ``ref_logp``. The metric ``ratio_mean`` is computed from
+      the unclamped ratio and can be inf for such a gap.
+    - An empty batch (B = 0), ``max_len`` below the longest answer and T = 0 without ``max_len``
+      in ``"seq-mean-token-sum-norm"`` are errors.
+
     Returns:
         ``(loss, metrics)``: the scalar loss, and metrics over the masked tokens: ``kl`` (mean
         per-token KL term, after the bias correction; NaN when ``ref_logp`` is None),

@@ -611,3 +611,31 @@ def test_table_is_large_and_ids_unique():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
     assert len(CASES) > 300
+
+
+# ------------------------------------------------------- documented exceptions (issue 18, item 6)
+
+
+def test_presets_keep_the_frameworks_float_residue_on_equal_rewards():
+    """The advantage presets reproduce their implementation's rounding on purpose (PRESETS' comment):
+    exactly 0 for a group of equal rewards only with zero_equal_groups=True, or where the mean is exact."""
+    tenths = torch.full((8,), 0.1, dtype=torch.float32)
+    residue = {p: float(grpo_core.preset_advantages(tenths, 8, p).abs().max()) for p in grpo_core.PRESETS}
+    assert residue["deepseekmath"] == residue["dr-grpo"] == 0.0
+    assert float(grpo_core.group_advantages(tenths, 8).abs().max()) == 0.0
+    assert 1e-3 < residue["verl"] < 1e-2 and 1e-5 < residue["trl"] < 1e-4
+    assert float(grpo_core.verl_grpo_advantages(tenths, 8).abs().max()) == residue["verl"]
+    assert 1e-5 < float(grpo_core.trl_advantages(tenths, 8).abs().max()) < 1e-4
+    assert 0.5 < float(grpo_core.preset_advantages(torch.full((8,), 0.3), 8, "seed-notes").abs().max()) < 1.0
+    for p in grpo_core.PRESETS:  # binary fractions, and float64 for these rewards: the mean is exact, so exactly 0
+        assert float(grpo_core.preset_advantages(torch.full((8,), 0.5), 8, p).abs().max()) == 0.0
+        assert float(grpo_core.preset_advantages(tenths.double(), 8, p).abs().max()) == 0.0
+
+
+def test_overflow_messages_say_the_fix():
+    with pytest.raises(ValueError, match=r"`logp` makes the policy loss overflow .* dual_clip, delta"):
+        grpo_core.grpo_loss(torch.zeros(1, 1), torch.full((1, 1), -100.0), None, torch.tensor([-1.0]), torch.ones(1, 1), beta=0)
+    with pytest.raises(TypeError, match=r"`mode` must be a name \(a str\)"):
+        grpo_core.aggregate(torch.ones(1, 1), torch.ones(1, 1), ["token-mean"])
+    with pytest.raises(ValueError, match=r"`max_len`=1 is below the longest answer of the mask \(2 tokens\)"):
+        grpo_core.aggregate(torch.ones(1, 2), torch.ones(1, 2), "seq-mean-token-sum-norm", max_len=1)
