@@ -633,7 +633,7 @@ def test_presets_keep_the_frameworks_float_residue_on_equal_rewards():
 
 
 def test_overflow_messages_say_the_fix():
-    with pytest.raises(ValueError, match=r"`logp` makes the policy loss overflow .* dual_clip, delta"):
+    with pytest.raises(ValueError, match=r"`logp` makes the policy loss overflow .*dual_clip, delta"):
         grpo_core.grpo_loss(torch.zeros(1, 1), torch.full((1, 1), -100.0), None, torch.tensor([-1.0]), torch.ones(1, 1), beta=0)
     with pytest.raises(TypeError, match=r"`mode` must be a name \(a str\)"):
         grpo_core.aggregate(torch.ones(1, 1), torch.ones(1, 1), ["token-mean"])
