@@ -74,8 +74,11 @@ def check_finite_at(t: torch.Tensor, real: torch.Tensor, name: str) -> None:
 def check_overflow(t: torch.Tensor, name: str, what: str) -> None:
     """Raise if a result ``t`` computed from finite inputs overflowed (inf or NaN); ``name`` is the
     argument that made it too large and ``what`` says how to fix it."""
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"`{name}` makes the result overflow {t.dtype} (it is {t.detach().flatten()[0].item()}): {what}")
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        where = f" at index {tuple(int(i) for i in torch.nonzero(bad)[0])}" if t.dim() else ""
+        value = t.detach()[bad][0].item()
+        raise ValueError(f"`{name}` makes the result overflow {t.dtype}{where} (it is {value}): {what}")
 
 
 def check_nonempty_batch(t: torch.Tensor, name: str) -> None:

@@ -170,17 +170,17 @@ def clipped_surrogate(
 
     Raises:
         ValueError: where the objective itself overflows the dtype (``A < 0`` with no cap and a
-        ratio beyond the dtype's range, or an advantage such as 1e38): the argument is named.
+        ratio beyond the dtype's range, or an advantage such as 3e38): the argument is named.
     """
     lo, hi = check_clip_range(eps_low, eps_high)
     delta, dual_clip = _check_caps(delta, dual_clip)
     bounds = clamp_bounds(log_ratio_clamp)
     lp, old = _logps(logp, old_logp)
     adv = _broadcast_advantages(advantages, lp)
-    log_r = clip_safe_log_ratio(_clamp(lp - old.detach(), bounds), adv, hi, delta, dual_clip)
-    out = clip_objective(torch.exp(log_r), adv, lo, hi, delta, dual_clip)
-    check_overflow(out, "advantages" if bool(torch.isfinite(torch.exp(log_r)).all()) else "logp",
-                   _OVERFLOW_HINT)
+    ratio = torch.exp(clip_safe_log_ratio(_clamp(lp - old.detach(), bounds), adv, hi, delta, dual_clip))
+    out = clip_objective(ratio, adv, lo, hi, delta, dual_clip)
+    if not bool(torch.isfinite(out).all()):
+        check_overflow(out, "advantages" if bool(torch.isfinite(ratio).all()) else "logp", _OVERFLOW_HINT)
     return out
 
 
