@@ -62,7 +62,7 @@ def _same(a, b):
     seed=st.integers(0, 2**31 - 1),
     B=st.integers(1, 4),
     T=st.integers(2, 6),
-    dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]),
     loss=st.sampled_from(sorted(POLICY_LOSSES)),
     agg=st.sampled_from(sorted(AGGREGATIONS)),
     sequence=st.booleans(),
