@@ -13,6 +13,13 @@ import numbers
 import torch
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (None where a tensor is expected, a list where a name is).
+
+    Both a ``TypeError`` (what it is) and a ``ValueError`` (what every other check of grpo_core
+    raises), so ``except ValueError`` catches every bad argument."""
+
+
 def as_float_tensor(x, name: str) -> torch.Tensor:
     """Turn ``x`` (tensor, list, NumPy array) into a floating-point tensor.
 
@@ -21,11 +28,15 @@ def as_float_tensor(x, name: str) -> torch.Tensor:
     """
     if isinstance(x, torch.Tensor):
         t = x
+    elif x is None:
+        raise ArgumentTypeError(f"`{name}` is None; pass a tensor (or a list of numbers).")
+    elif isinstance(x, (str, bytes, dict, set)):
+        raise ArgumentTypeError(f"`{name}` must be a tensor or a list of numbers; got {type(x).__name__} {x!r:.40}.")
     else:
         try:
             t = torch.as_tensor(x)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(
+        except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+            raise ArgumentTypeError(
                 f"`{name}` must be a tensor or a list of numbers; got {type(x).__name__} ({err})."
             ) from None
     if not (t.is_floating_point()):
@@ -47,9 +58,41 @@ def check_finite(t: torch.Tensor, name: str) -> None:
         )
 
 
+def check_finite_at(t: torch.Tensor, real: torch.Tensor, name: str) -> None:
+    """Like :func:`check_finite`, but only where ``real`` (a bool tensor of ``t``'s shape, or one
+    that broadcasts to it) is True: a padding position may hold anything, it never reaches a result."""
+    bad = ~torch.isfinite(t) & real
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise ValueError(
+            f"`{name}` contains {t[idx].item()} at index {idx}, a position the mask marks as a real token; every "
+            f"value there must be finite (padding positions may hold anything). Fix the value upstream (a "
+            f"log-probability of a token with zero probability, a reward function that returned NaN)."
+        )
+
+
+def check_overflow(t: torch.Tensor, name: str, what: str) -> None:
+    """Raise if a result ``t`` computed from finite inputs overflowed (inf or NaN); ``name`` is the
+    argument that made it too large and ``what`` says how to fix it."""
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        where = f" at index {tuple(int(i) for i in torch.nonzero(bad)[0])}" if t.dim() else ""
+        value = t.detach()[bad][0].item()
+        raise ValueError(f"`{name}` makes the result overflow {t.dtype}{where} (it is {value}): {what}")
+
+
+def check_nonempty_batch(t: torch.Tensor, name: str) -> None:
+    """``t`` is ``[B, ...]`` with B >= 1: an empty batch has no mean to take."""
+    if t.dim() == 0 or t.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` has shape {tuple(t.shape)}: an empty batch (B = 0 answers) has no loss to average; "
+            f"skip the step, or pass at least one answer."
+        )
+
+
 def check_group_size(group_size, name: str = "group_size") -> int:
     if isinstance(group_size, bool) or not isinstance(group_size, int):
-        raise ValueError(f"`{name}` must be an int (the number of answers per prompt, G); got {group_size!r}.")
+        raise ArgumentTypeError(f"`{name}` must be an int (the number of answers per prompt, G); got {group_size!r}.")
     if group_size < 2:
         raise ValueError(
             f"`{name}` must be at least 2: a group of one answer has no spread to compare against "
@@ -60,9 +103,11 @@ def check_group_size(group_size, name: str = "group_size") -> int:
 
 def check_int(value, name: str, minimum: int = 1, hint: str = "") -> int:
     """``value`` must be an int (not a bool) of at least ``minimum``; ``hint`` says what it is."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"`{name}` must be an int >= {minimum}{hint}; got {value!r}.")
+    if value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}{hint}; got {value!r}.")
-    return value
+    return int(value)
 
 
 def check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
@@ -74,14 +119,23 @@ def check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str)
 
 
 def check_choice(value, name: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"`{name}`={value!r} is not known; choose one of {sorted(choices)}.")
+    """``value`` is one of ``choices`` (names); a list or None where a name is expected is a type error."""
+    try:
+        known = value in choices
+    except TypeError:  # unhashable: a list or a dict where a name is expected
+        known = False
+    if known:
+        return
+    names = sorted(choices, key=str)
+    if not isinstance(value, str) and all(isinstance(c, str) for c in choices):
+        raise ArgumentTypeError(f"`{name}` must be a name (a str), one of {names}; got {type(value).__name__} {value!r}.")
+    raise ValueError(f"`{name}`={value!r} is not known; choose one of {names}.")
 
 
 def check_nonneg_number(value, name: str, what: str = "") -> float:
     """A finite number >= 0 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"`{name}` must be a number{what}; got {value!r}.")
+        raise ArgumentTypeError(f"`{name}` must be a number{what}; got {value!r}.")
     v = float(value)
     if not (v >= 0.0) or v == float("inf"):
         raise ValueError(f"`{name}` must be a finite number >= 0{what}; got {value!r}.")
@@ -99,7 +153,9 @@ def check_clip_range(eps_low, eps_high) -> tuple[float, float]:
 
 def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
     """A 0/1 mask of the same shape as ``like``, returned in ``like``'s dtype."""
-    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(mask)
+    m = mask if isinstance(mask, torch.Tensor) else as_float_tensor(mask, name)
+    if m.is_complex():
+        raise ValueError(f"`{name}` must hold only 0 and 1 (or True/False); got a complex tensor.")
     if m.shape != like.shape:
         raise ValueError(
             f"`{name}` has shape {tuple(m.shape)} but the values have shape {tuple(like.shape)}; "
@@ -113,9 +169,11 @@ def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
 
 def check_real(value, name: str, what: str = "", minimum: float | None = None) -> float:
     """A finite real number (not a bool), at least ``minimum`` if given; ``what`` says what it is,
-    e.g. ``" (a mean)"``."""
+    e.g. ``" (a mean)"``. A 0-d real tensor (a metric returned as a tensor) counts as its number."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex() and value.dtype != torch.bool:
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"`{name}` must be a real number{what}; got {value!r}.")
+        raise ArgumentTypeError(f"`{name}` must be a real number{what}; got {value!r}.")
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"`{name}` must be a finite number{what}; got {value!r}.")
@@ -143,7 +201,7 @@ def check_unit_interval(value, name: str, what: str = " (a probability)") -> flo
 def check_seed(seed, name: str = "seed") -> int:
     """An int in [0, 2**64), what ``torch.Generator.manual_seed`` accepts."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"`{name}` must be an int; got {seed!r}.")
+        raise ArgumentTypeError(f"`{name}` must be an int; got {seed!r}.")
     if not 0 <= seed < 2**64:
         raise ValueError(f"`{name}` must be in [0, 2**64); got {seed}.")
     return int(seed)
@@ -155,7 +213,7 @@ def check_device(device, name: str = "device") -> torch.device:
     if device is None:
         return torch.device("cpu")
     if not isinstance(device, (str, torch.device)):
-        raise ValueError(f"`{name}` must be None, a torch.device or a string like 'cpu' or 'cuda'; got {device!r}.")
+        raise ArgumentTypeError(f"`{name}` must be None, a torch.device or a string like 'cpu' or 'cuda'; got {device!r}.")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:
@@ -178,7 +236,7 @@ def check_device(device, name: str = "device") -> torch.device:
 def check_bool(value, name: str) -> bool:
     """True or False (not 0/1, not a string)."""
     if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
+        raise ArgumentTypeError(f"`{name}` must be True or False; got {value!r}.")
     return value
 
 
@@ -218,7 +276,7 @@ def as_grouped(rewards, group_size) -> tuple[torch.Tensor, torch.Size]:
 def check_instance(value, cls: type, name: str, hint: str = ""):
     """``value`` must be an instance of ``cls``; ``hint`` says where to get one."""
     if not isinstance(value, cls):
-        raise ValueError(f"`{name}` must be a {cls.__name__}{hint}; got {type(value).__name__}.")
+        raise ArgumentTypeError(f"`{name}` must be a {cls.__name__}{hint}; got {type(value).__name__}.")
     return value
 
 
@@ -252,7 +310,12 @@ def as_logits(x, name: str) -> torch.Tensor:
 
 def as_actions(actions, k: int, name: str = "actions") -> torch.Tensor:
     """A non-empty 1-D integer tensor of answer indices in ``0..k-1``, as int64."""
-    a = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(actions)
+    if actions is None:
+        raise ArgumentTypeError(f"`{name}` is None; pass the sampled answer indices (a list or an integer tensor).")
+    try:
+        a = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(actions)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ArgumentTypeError(f"`{name}` must be a list or tensor of answer indices; got {type(actions).__name__} ({err}).") from None
     if a.is_floating_point() or a.is_complex() or a.dtype == torch.bool:
         raise ValueError(f"`{name}` must hold integer answer indices; got dtype {a.dtype}.")
     if a.dim() != 1 or a.numel() == 0:

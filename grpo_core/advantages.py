@@ -33,8 +33,11 @@ from ._checks import (
     check_choice,
     check_finite,
     check_group_size,
+    check_bool,
+    check_instance,
     check_nonneg_number,
     check_real,
+    ArgumentTypeError,
 )
 
 __all__ = [
@@ -110,6 +113,7 @@ def group_advantages(
     eps = check_nonneg_number(eps, "eps")
     zero_if_std_below = check_nonneg_number(zero_if_std_below, "zero_if_std_below")
     std_floor = check_nonneg_number(std_floor, "std_floor")
+    check_bool(zero_equal_groups, "zero_equal_groups")
     correction = 0 if std == "population" else 1
 
     mean = grouped.mean(dim=1, keepdim=True)
@@ -148,7 +152,14 @@ def loo_advantages(rewards, group_size: int) -> torch.Tensor:
 
 
 #: Conventions of the implementations the book compares, as keyword arguments of
-#: :func:`group_advantages`. Each reproduces that implementation's arithmetic on groups of G >= 2.
+#: :func:`group_advantages`. Each reproduces that implementation's arithmetic on groups of G >= 2,
+#: on purpose including its float residue: a group of equal rewards gets exactly 0 only in the
+#: presets with ``zero_equal_groups=True`` ("deepseekmath", "dr-grpo"). In "seed-notes", "trl",
+#: "trl-batch" and "verl" it gets ``(r - mean) / (std + eps)`` of the rounding, exactly 0 when the
+#: group's mean is computed exactly (binary fractions such as 0, 0.5, 1; float64 for the usual
+#: rewards) and a small nonzero advantage otherwise: eight rewards of 0.1 in float32 give about
+#: 7e-3 with "verl" and 7e-5 with "trl", and eight of 0.3 give about 0.75 with "seed-notes" (its
+#: guard ``std < 1e-8`` misses a float32 std near 3e-8). ``tests/test_hardening.py`` pins these.
 PRESETS: dict[str, dict] = {
     # The source notes' `safe_normalize_rewards`: population std, zeros if std < 1e-8, else
     # (r - mean) / (std + 1e-8).
@@ -198,6 +209,8 @@ def bernoulli_advantages(k, group_size: int, *, std: str = "population") -> tupl
     """
     g = check_group_size(group_size)
     check_choice(std, "std", _STDS)
+    if k is None or isinstance(k, (str, bytes)):
+        raise ArgumentTypeError(f"`k` must be an int or an integer tensor (a count of accepted answers); got {k!r}.")
     kt = torch.as_tensor(k)
     if kt.is_floating_point() or kt.is_complex() or kt.dtype == torch.bool:
         raise ValueError(f"`k` must be an int or an integer tensor (a count of accepted answers); got dtype {kt.dtype}.")
@@ -255,7 +268,7 @@ class RunningBaseline:
         return math.sqrt(max(self._second - self.mean**2, 0.0))
 
     def update(self, rewards) -> None:
-        r = torch.as_tensor(rewards, dtype=torch.float64)
+        r = as_float_tensor(rewards, "rewards").double()
         check_finite(r, "rewards")
         if r.numel() == 0:
             raise ValueError("`rewards` is empty; update the baseline with at least one reward.")
@@ -277,6 +290,7 @@ def global_baseline_advantages(rewards, group_size: int, baseline: RunningBaseli
     Before the baseline has seen any reward it behaves like :func:`grpo_core.group_advantages`.
     """
     grouped, shape = as_grouped(rewards, group_size)
+    check_instance(baseline, RunningBaseline, "baseline", " (grpo_core.RunningBaseline(momentum))")
     eps = check_nonneg_number(eps, "eps")
     adv = group_advantages(grouped, group_size, **advantage_kwargs)
     if baseline.mean is None:
@@ -357,10 +371,12 @@ ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
 
 def register_advantage(name: str, description: str, options=(), required=()):
     """Decorator: add ``fn(rewards, group_size, **options)`` to :data:`ADVANTAGE_ESTIMATORS`."""
+    if not isinstance(name, str) or not name:
+        raise ArgumentTypeError(f"`name` must be a non-empty str (the estimator's name); got {name!r}.")
 
     def deco(fn):
         if name in ADVANTAGE_ESTIMATORS:
-            raise ValueError(f"An advantage estimator named {name!r} is already registered.")
+            raise ValueError(f"`name`={name!r}: an advantage estimator of that name is already registered; pick another.")
         ADVANTAGE_ESTIMATORS[name] = AdvantageEstimator(name, fn, description, tuple(options), tuple(required))
         return fn
 
@@ -467,7 +483,9 @@ def trl_advantages(rewards, group_size: int, *, scale_rewards: str = "group",
         "normalize_then_sum" (GDPO):     z_k = (r_k - group mean) / (group sample std + 1e-4) per reward,
             S = sum_k w_k z_k,  A = (S - batch mean) / (batch sample std + 1e-4); scale_rewards is ignored
 
-    A group of equal rewards gets 0 (0 / (0 + 1e-4)). TRL computes in float32; this function in the
+    A group of equal rewards gets 0 (0 / (0 + 1e-4)) when its mean is computed exactly; otherwise
+    the rounding's residue divided by ``std + 1e-4``, as in TRL (eight rewards of 0.1 in float32:
+    about 7e-5, not 0). TRL computes in float32; this function in the
     dtype of ``rewards`` (pass float32 to reproduce TRL to the last bit).
 
     Args:
@@ -508,18 +526,21 @@ def verl_grpo_advantages(rewards, group_size: int, *, norm_adv_by_std_in_grpo: b
     ``(s - group mean) / (group std + epsilon)`` with ``torch.std`` (Bessel) and epsilon 1e-6, or
     ``s - group mean`` with ``norm_adv_by_std_in_grpo=False`` (Dr. GRPO; the flag
     ``algorithm.norm_adv_by_std_in_grpo``). No special case for equal rewards: their advantage is
-    whatever rounding leaves (0 for exactly representable rewards). verl broadcasts it over the
+    whatever rounding leaves, as in verl: exactly 0 when the group's mean is computed exactly
+    (binary fractions such as 0, 0.5, 1), the residue over ``std + 1e-6`` otherwise (eight
+    rewards of 0.1 in float32: about 7e-3, not 0). verl broadcasts it over the
     answer's tokens and multiplies by the mask; verl's singleton groups (mean 0, std 1) do not occur
     here, G >= 2.
     """
     if not isinstance(norm_adv_by_std_in_grpo, bool):
         raise ValueError(f"`norm_adv_by_std_in_grpo` must be True or False; got {norm_adv_by_std_in_grpo!r}.")
+    epsilon = check_nonneg_number(epsilon, "epsilon")
     return group_advantages(rewards, group_size, scale="group" if norm_adv_by_std_in_grpo else "none", std="sample",
                             eps=epsilon, zero_equal_groups=False)
 
 
 def _as_token_mask(mask, n: int, rewards: torch.Tensor) -> torch.Tensor:
-    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(mask)
+    m = mask if isinstance(mask, torch.Tensor) else as_float_tensor(mask, "mask")
     if m.dim() != 2 or m.shape[0] != n:
         raise ValueError(f"`mask` must be [N, T] with N = {n} (one row per answer); got shape {tuple(m.shape)}.")
     if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):

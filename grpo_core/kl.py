@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from ._checks import as_float_tensor, check_choice, check_finite, check_same_shape
+from ._checks import as_float_tensor, check_choice, check_finite, check_overflow, check_same_shape
 
 __all__ = ["kl_k1", "kl_k2", "kl_k3", "kl_estimate", "KL_ESTIMATORS", "KL_KINDS", "KL_CLAMPS"]
 
@@ -43,14 +43,23 @@ def _log_ratio(logp, ref_logp) -> torch.Tensor:
     return ref - lp
 
 
+_OVERFLOW = ("the estimate is beyond the dtype's range, the gap ref_logp - logp is too large for it; compute in "
+             "float64, or clamp it (kl_estimate(..., clamp='verl')).")
+
+
+def _checked(value: torch.Tensor) -> torch.Tensor:
+    check_overflow(value, "ref_logp", _OVERFLOW)
+    return value
+
+
 def kl_k1(logp, ref_logp) -> torch.Tensor:
     """k1 = log pi_theta - log pi_ref per token (book Eq. ``kl-estimators``)."""
-    return -_log_ratio(logp, ref_logp)
+    return _checked(-_log_ratio(logp, ref_logp))
 
 
 def kl_k2(logp, ref_logp) -> torch.Tensor:
     """k2 = (log pi_ref - log pi_theta)**2 / 2 per token (book Eq. ``kl-estimators``)."""
-    return 0.5 * _log_ratio(logp, ref_logp).square()
+    return _checked(0.5 * _log_ratio(logp, ref_logp).square())
 
 
 def _k3_from_log_ratio(x: torch.Tensor) -> torch.Tensor:
@@ -71,10 +80,11 @@ def kl_k3(logp, ref_logp) -> torch.Tensor:
     Computed from the log-ratio with ``expm1`` (and a Taylor series near 0), never from the
     probabilities themselves, so it stays accurate for tiny and for large gaps: a gap of
     ``log_r = -30`` gives ``29.0000000000001`` rather than a probability that underflowed.
-    The result is always >= 0. It overflows to inf only where the true value exceeds the
-    dtype's range (``log_r`` above about 88 in float32, 709 in float64).
+    The result is always >= 0. Where the true value exceeds the dtype's range (``log_r`` above
+    about 88 in float32, 709 in float64) it raises a ``ValueError`` naming ``ref_logp`` instead
+    of returning inf.
     """
-    return _k3_from_log_ratio(_log_ratio(logp, ref_logp))
+    return _checked(_k3_from_log_ratio(_log_ratio(logp, ref_logp)))
 
 
 KL_ESTIMATORS = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}
@@ -120,7 +130,7 @@ def kl_estimate(logp, ref_logp, kind: str = "k3", clamp: str | None = None) -> t
         x = _log_ratio(logp, ref_logp).clamp(-20.0, 20.0)
         value = _k3_from_log_ratio(x).clamp(-10.0, 10.0)
     else:
-        value = KL_ESTIMATORS[base](logp, ref_logp)
+        value = KL_ESTIMATORS[base](logp, ref_logp)  # checked for overflow
     if not kind.endswith("+") or base == "k2":
         return value
     k2 = kl_k2(logp, ref_logp)

@@ -24,6 +24,9 @@ from ._checks import (
     check_clip_range,
     check_int,
     check_finite,
+    check_finite_at,
+    check_nonempty_batch,
+    check_overflow,
     check_nonneg_number,
     check_positive,
     check_real,
@@ -35,6 +38,7 @@ from .policy_losses import (
     _clamp,
     clamp_bounds,
     clip_objective,
+    clip_safe_log_ratio,
     high_entropy_mask,
     rollout_importance_weights,
 )
@@ -68,7 +72,9 @@ AGGREGATIONS = {
 }
 
 
-def _broadcast_advantages(advantages, like: torch.Tensor) -> torch.Tensor:
+def _broadcast_advantages(advantages, like: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """``advantages`` as ``like``'s shape and dtype; finite everywhere, or (``real`` given) where
+    ``real`` is True, and set to 0 elsewhere (a masked position's advantage never matters)."""
     adv = as_float_tensor(advantages, "advantages").to(device=like.device)
     if adv.shape == like.shape:
         out = adv
@@ -80,8 +86,12 @@ def _broadcast_advantages(advantages, like: torch.Tensor) -> torch.Tensor:
             f"{tuple(like.shape)} it must be [B] = {tuple(like.shape[:1])} (one advantage per answer, "
             f"broadcast over its tokens) or {tuple(like.shape)} (one per token)."
         )
-    check_finite(out, "advantages")
-    return out.to(like.dtype)
+    if real is None:
+        check_finite(out, "advantages")
+        return out.to(like.dtype)
+    check_finite_at(out, real, "advantages")
+    out = out.to(like.dtype)
+    return torch.where(real, out, torch.zeros_like(out))
 
 
 def _ratio(logp, old_logp) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,11 +105,25 @@ def _ratio(logp, old_logp) -> tuple[torch.Tensor, torch.Tensor]:
     return lp, torch.exp(lp - old.detach())
 
 
-def _max_len(max_len, padded_len: int) -> int:
-    """The constant of ``"seq-mean-token-sum-norm"``: ``max_len``, or the padded length T if None."""
+def _max_len(max_len, m: torch.Tensor) -> int:
+    """The constant of ``"seq-mean-token-sum-norm"``: ``max_len``, or the padded length T if None.
+
+    ``max_len`` is the generation limit, so no answer of the mask ``m`` may be longer."""
     if max_len is None:
-        return padded_len
-    return check_int(max_len, "max_len", 1, " (the generation limit)")
+        if m.shape[1] == 0:
+            raise ValueError(
+                "`max_len` is None, so mode 'seq-mean-token-sum-norm' would divide by the padded length T, "
+                "and the mask has T = 0 columns; pass max_len (the generation limit, e.g. max_len=512)."
+            )
+        return m.shape[1]
+    max_len = check_int(max_len, "max_len", 1, " (the generation limit)")
+    longest = int(m.sum(dim=1).max()) if m.numel() else 0
+    if max_len < longest:
+        raise ValueError(
+            f"`max_len`={max_len} is below the longest answer of the mask ({longest} tokens); max_len is the "
+            f"generation limit, which no answer exceeds: pass max_len >= {longest} (or None for the padded length)."
+        )
+    return max_len
 
 
 def clipped_surrogate(
@@ -140,15 +164,24 @@ def clipped_surrogate(
     Returns:
         The per-token objective, shape of ``logp``. Where the clip is active (``r > 1 + eps_high``
         with ``A > 0``, or ``r < 1 - eps_low`` with ``A < 0``), or a cap acts, it does not depend
-        on ``logp``, so its gradient there is exactly 0.
+        on ``logp``, so its gradient there is exactly 0, for any finite gap ``logp - old_logp``:
+        the log-ratio is clamped at a bound beyond which the clip (or cap) is certainly active
+        (:func:`grpo_core.policy_losses.clip_safe_log_ratio`), so ``exp`` cannot overflow there.
+
+    Raises:
+        ValueError: where the objective itself overflows the dtype (``A < 0`` with no cap and a
+        ratio beyond the dtype's range, or an advantage such as 3e38): the argument is named.
     """
     lo, hi = check_clip_range(eps_low, eps_high)
     delta, dual_clip = _check_caps(delta, dual_clip)
     bounds = clamp_bounds(log_ratio_clamp)
     lp, old = _logps(logp, old_logp)
     adv = _broadcast_advantages(advantages, lp)
-    ratio = torch.exp(_clamp(lp - old.detach(), bounds))
-    return clip_objective(ratio, adv, lo, hi, delta, dual_clip)
+    ratio = torch.exp(clip_safe_log_ratio(_clamp(lp - old.detach(), bounds), adv, hi, delta, dual_clip))
+    out = clip_objective(ratio, adv, lo, hi, delta, dual_clip)
+    if not bool(torch.isfinite(out).all()):
+        check_overflow(out, "advantages" if bool(torch.isfinite(ratio).all()) else "logp", _OVERFLOW_HINT)
+    return out
 
 
 def _logps(logp, old_logp) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,6 +214,13 @@ def _global_count(value, name: str, what: str) -> int | None:
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool:
         value = int(value)
     return check_int(value, name, 1, f" ({what})")
+
+
+_OVERFLOW_HINT = (
+    "the true value is beyond the dtype's range. A ratio exp(logp - old_logp) that large is an answer "
+    "sampled by a very different policy: cap it (dual_clip, delta), clamp it (log_ratio_clamp), or drop "
+    "the answer; scale huge advantages down (whiten the rewards); or compute in float64."
+)
 
 
 def aggregate(
@@ -226,13 +266,27 @@ def aggregate(
     An answer with no real token (an all-zero mask row) contributes 0 but still counts as one of
     the B answers, so the weight of every other token does not change (TRL's convention; verl's
     trainer too, which passes ``global_batch_size``). If the whole mask is 0 the result is 0. A
-    value at a masked position never reaches the result, not even a NaN.
+    value at a masked position never reaches the result or its gradient, not even a NaN or an inf.
+
+    Raises:
+        ValueError: a NaN or inf in ``values`` at a real (unmasked) position; an empty batch
+        (B = 0); ``max_len`` below the longest answer, or T = 0 without ``max_len`` in
+        ``"seq-mean-token-sum-norm"``; a sum that overflows the dtype.
     """
     v = as_float_tensor(values, "values")
     if v.dim() != 2:
         raise ValueError(f"`values` must be [B, T] (answers x tokens); got shape {tuple(v.shape)}.")
     m = as_mask(mask, v)
     check_choice(mode, "mode", AGGREGATIONS)
+    check_nonempty_batch(v, "values")
+    check_finite_at(v, m > 0, "values")
+    out = _aggregate(v, m, mode, max_len, num_items_in_batch, num_sequences)
+    check_overflow(out, "values", "their sum is beyond the dtype's range; compute in float64 or scale them down.")
+    return out
+
+
+def _aggregate(v, m, mode, max_len, num_items_in_batch, num_sequences) -> torch.Tensor:
+    """:func:`aggregate` without the checks of ``values`` (grpo_loss checks its own terms)."""
     n_items, n_seqs = _check_normalisers(mode, m, num_items_in_batch, num_sequences)
     masked = torch.where(m > 0, v, torch.zeros_like(v))
     lengths = m.sum(dim=1)
@@ -245,7 +299,7 @@ def aggregate(
     else:
         per_answer = masked.sum(dim=1)
     if mode == "seq-mean-token-sum-norm":
-        return masked.sum() / ((v.shape[0] if n_seqs is None else n_seqs) * _max_len(max_len, v.shape[1]))
+        return masked.sum() / ((v.shape[0] if n_seqs is None else n_seqs) * _max_len(max_len, m))
     return per_answer.mean() if n_seqs is None else per_answer.sum() / n_seqs
 
 
@@ -392,6 +446,25 @@ def grpo_loss(
             ``actor/pg_clipfrac_lower``, as verl computes them for each kind).
         tensor_metrics: return the metrics as 0-d tensors on the device (no host sync).
 
+    Hostile inputs (tests/test_fuzz.py, tests/test_hardening.py):
+
+    - A position whose ``mask`` is 0 never reaches the loss, its gradient or the metrics, whatever
+      ``logp``, ``old_logp``, ``ref_logp``, ``rollout_logp``, ``entropy`` or per-token
+      ``advantages`` hold there (NaN and +-inf included): everything is masked with ``where``
+      before ``exp``. NaN or inf at a real position is a ``ValueError`` naming the tensor.
+    - For any finite gap ``logp - old_logp``, a token where PPO's clip (or ``delta``,
+      ``dual_clip``) is active has gradient exactly 0, not NaN: the log-ratio is clamped at a
+      bound beyond which the clip is certainly active
+      (:func:`grpo_core.policy_losses.clip_safe_log_ratio`), which changes nothing below it.
+      SAPO's gate clamps it at :func:`grpo_core.policy_losses.exp_safe_bound`, where the gate is
+      saturated. The frameworks' own clamps (``log_ratio_clamp``, verl's 20) act first, as there.
+    - Where the loss itself is beyond the dtype (``A < 0`` with no cap and a ratio that
+      overflows, an advantage of 3e38, a KL term of a gap of 100 in float32), a ``ValueError``
+      names ``logp``, ``advantages`` or ``ref_logp``. The metric ``ratio_mean`` is computed from
+      the unclamped ratio and can be inf for such a gap.
+    - An empty batch (B = 0), ``max_len`` below the longest answer and T = 0 without ``max_len``
+      in ``"seq-mean-token-sum-norm"`` are errors.
+
     Returns:
         ``(loss, metrics)``: the scalar loss, and metrics over the masked tokens: ``kl`` (mean
         per-token KL term, after the bias correction; NaN when ``ref_logp`` is None),
@@ -435,13 +508,19 @@ def grpo_loss(
             )
     settings["need"] = framework_metrics is not None
 
-    lp, old = _logps(logp, old_logp)
+    lp = as_float_tensor(logp, "logp")
+    old = as_float_tensor(old_logp, "old_logp")
+    check_same_shape(lp, "logp", old, "old_logp")
     if lp.dim() != 2:
         raise ValueError(f"`logp` must be [B, T] (answers x tokens); got shape {tuple(lp.shape)}.")
-    adv = _broadcast_advantages(advantages, lp)
-    per_answer_adv = (advantages if isinstance(advantages, torch.Tensor) else torch.as_tensor(advantages)).dim() == 1
+    check_nonempty_batch(lp, "logp")
+    old = old.to(device=lp.device, dtype=lp.dtype)
     m = as_mask(mask, lp)
     real = m > 0
+    check_finite_at(lp, real, "logp")
+    check_finite_at(old, real, "old_logp")
+    adv = _broadcast_advantages(advantages, lp, real)
+    per_answer_adv = as_float_tensor(advantages, "advantages").dim() == 1
     scope = _scope(agg, kl_agg, beta, ref_logp, m, num_items_in_batch, num_sequences, grad_accum_steps)
 
     # 1. the log-ratio, 0 at padding; one per answer at the sequence level
@@ -454,13 +533,15 @@ def grpo_loss(
     # 2. the kind's per-token loss
     terms = kind.fn(lp, log_ratio, adv, m, settings)
     per_token = terms.loss
+    _check_policy_overflow(per_token, real, terms.ratio)
 
     # 3. entropy mask and rollout importance weight, on the policy term only
     keep, ent = None, None
     if entropy is not None:
         ent = as_float_tensor(entropy, "entropy").to(device=lp.device, dtype=lp.dtype)
         check_same_shape(lp, "logp", ent, "entropy")
-        check_finite(ent, "entropy")
+        check_finite_at(ent, real, "entropy")
+        ent = torch.where(real, ent, torch.zeros_like(ent))
         if top_entropy_quantile is not None:
             keep = high_entropy_mask(ent, m, top_entropy_quantile)
             per_token = per_token * keep.to(lp.dtype)
@@ -471,7 +552,9 @@ def grpo_loss(
         per_token = per_token * is_weight
 
     # 4. the two terms, each aggregated over the normaliser's scope
-    policy_loss = aggregate(per_token, m, agg, max_len, **scope[agg])
+    policy_loss = _aggregate(per_token, m, agg, max_len, **_scope_args(scope[agg]))
+    check_overflow(policy_loss, "advantages", "the policy term's sum over tokens is beyond the dtype's range: "
+                   + _OVERFLOW_HINT)
     zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
     if ref_logp is None:
         if beta != 0.0:
@@ -481,13 +564,21 @@ def grpo_loss(
     else:
         ref = as_float_tensor(ref_logp, "ref_logp").to(lp.device)
         check_same_shape(lp, "logp", ref, "ref_logp")
-        check_finite(ref, "ref_logp")
+        check_finite_at(ref, real, "ref_logp")
         ref = ref.to(lp.dtype)
         kl_tok = kl_estimate(torch.where(real, lp, torch.zeros_like(lp)), torch.where(real, ref, torch.zeros_like(ref)),
                              kl, clamp=kl_clamp)
         if kl_bias_correction:
             kl_tok = kl_tok * torch.exp(_clamp(log_ratio, settings["bounds"]))
-        kl_loss = beta * aggregate(kl_tok, m, kl_agg, max_len, **scope[kl_agg]) if beta != 0.0 else zero
+            check_overflow(torch.where(real, kl_tok, torch.zeros_like(kl_tok)), "logp",
+                           "the KL term times the ratio exp(logp - old_logp) (kl_bias_correction) is beyond the dtype's "
+                           "range; " + _OVERFLOW_HINT)
+        if beta != 0.0:
+            kl_loss = beta * _aggregate(kl_tok, m, kl_agg, max_len, **_scope_args(scope[kl_agg]))
+            check_overflow(kl_loss, "ref_logp", "beta times the KL term is beyond the dtype's range; compute in "
+                           "float64, or clamp the estimate (kl_clamp='verl').")
+        else:
+            kl_loss = zero
     total = policy_loss + kl_loss
 
     # 5. data-parallel processes and gradient accumulation
@@ -501,6 +592,24 @@ def grpo_loss(
     if not tensor_metrics:
         metrics = {k: float(v) for k, v in metrics.items()}
     return total, metrics
+
+
+def _scope_args(scope: dict) -> dict:
+    return dict(num_items_in_batch=scope.get("num_items_in_batch"), num_sequences=scope.get("num_sequences"))
+
+
+def _check_policy_overflow(per_token: torch.Tensor, real: torch.Tensor, ratio: torch.Tensor) -> None:
+    """Name the argument that made a real token's policy loss overflow (inputs are finite by now)."""
+    bad = ~torch.isfinite(per_token) & real
+    if not bool(bad.any()):
+        return
+    idx = tuple(int(i) for i in torch.nonzero(bad)[0])
+    r = ratio.expand_as(per_token)[idx].item() if ratio.dim() == per_token.dim() else float("nan")
+    name = "logp" if not torch.isfinite(torch.tensor(r)) else "advantages"
+    raise ValueError(
+        f"`{name}` makes the policy loss overflow {per_token.dtype} at index {idx} (the ratio is {r:.4g}, the "
+        f"loss {per_token[idx].item()}): " + _OVERFLOW_HINT
+    )
 
 
 #: The metric names :func:`grpo_loss` adds under ``framework_metrics``, and the kinds they cover.
@@ -569,7 +678,7 @@ def _rollout_weight(rollout_logp, old, m, kind, is_level, is_mode, is_min, is_ma
         return None
     roll = as_float_tensor(rollout_logp, "rollout_logp").to(device=lp.device)
     check_same_shape(lp, "logp", roll, "rollout_logp")
-    check_finite(roll, "rollout_logp")
+    check_finite_at(roll, m > 0, "rollout_logp")
     w = rollout_importance_weights(old, roll.to(lp.dtype), m, is_level or "token", is_mode or "truncate",
                                    is_min, is_max, is_log_clamp)
     if kind.is_weighting == "geometric":
@@ -699,7 +808,7 @@ def aggregation_weights(
     Returns:
         ``[B, T]`` weights in the default float dtype (float64 if ``mask`` is float64).
     """
-    m0 = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(mask)
+    m0 = mask if isinstance(mask, torch.Tensor) else as_float_tensor(mask, "mask")
     if m0.dim() != 2:
         raise ValueError(f"`mask` must be [B, T] (answers x tokens); got shape {tuple(m0.shape)}.")
     like = torch.empty(m0.shape, dtype=m0.dtype if m0.is_floating_point() else torch.get_default_dtype(), device=m0.device)
@@ -714,7 +823,7 @@ def aggregation_weights(
         return m / (lengths.sum().clamp(min=1.0) if n_items is None else n_items)
     if mode == "seq-mean-token-sum":
         return m / n_seq
-    return m / (n_seq * _max_len(max_len, m.shape[1]))
+    return m / (n_seq * _max_len(max_len, m))
 
 
 #: How :func:`sequence_log_ratio` turns per-token log-ratios into one per answer.
@@ -736,7 +845,7 @@ def sequence_log_ratio(logp, old_logp, mask, mode: str = "mean") -> torch.Tensor
 
     ``exp`` of the result is the ratio. It can be passed as ``logp`` (with ``old_logp = 0``) to
     :func:`clipped_surrogate` to clip at the sequence level. ``old_logp`` gets no gradient; an
-    answer without tokens gets log-ratio 0.
+    answer without tokens gets log-ratio 0; a value at a masked position (even NaN) is never read.
 
     Args:
         logp: ``[B, T]`` log pi_theta of the sampled tokens (with gradient).
@@ -748,12 +857,17 @@ def sequence_log_ratio(logp, old_logp, mask, mode: str = "mean") -> torch.Tensor
         ``[B]`` log-ratios.
     """
     check_choice(mode, "mode", SEQUENCE_RATIOS)
-    lp, _ = _ratio(logp, old_logp)
+    lp = as_float_tensor(logp, "logp")
+    old = as_float_tensor(old_logp, "old_logp")
+    check_same_shape(lp, "logp", old, "old_logp")
     if lp.dim() != 2:
         raise ValueError(f"`logp` must be [B, T] (answers x tokens); got shape {tuple(lp.shape)}.")
-    old = as_float_tensor(old_logp, "old_logp").to(device=lp.device, dtype=lp.dtype)
+    old = old.to(device=lp.device, dtype=lp.dtype)
     m = as_mask(mask, lp)
-    total = ((lp - old.detach()) * m).sum(dim=1)
+    real = m > 0
+    check_finite_at(lp, real, "logp")
+    check_finite_at(old, real, "old_logp")
+    total = torch.where(real, lp - old.detach(), torch.zeros_like(lp)).sum(dim=1)
     if mode == "sum":
         return total
     return total / m.sum(dim=1).clamp(min=1.0)

@@ -36,7 +36,17 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ._checks import check_choice, check_nonneg_number, check_positive, check_unit_interval
+from ._checks import (
+    ArgumentTypeError,
+    as_float_tensor,
+    as_mask,
+    check_choice,
+    check_finite_at,
+    check_nonneg_number,
+    check_positive,
+    check_same_shape,
+    check_unit_interval,
+)
 
 __all__ = [
     "POLICY_LOSSES",
@@ -91,10 +101,12 @@ POLICY_LOSSES: dict[str, PolicyLoss] = {}
 
 def register_policy_loss(name: str, description: str, ratio_levels=("token",), options=(), is_weighting="token"):
     """Decorator: add ``fn(logp, log_ratio, advantages, mask, settings)`` to :data:`POLICY_LOSSES`."""
+    if not isinstance(name, str) or not name:
+        raise ArgumentTypeError(f"`name` must be a non-empty str (the policy loss's name); got {name!r}.")
 
     def deco(fn):
         if name in POLICY_LOSSES:
-            raise ValueError(f"A policy loss named {name!r} is already registered.")
+            raise ValueError(f"`name`={name!r}: a policy loss of that name is already registered; pick another.")
         POLICY_LOSSES[name] = PolicyLoss(name, fn, description, tuple(ratio_levels), tuple(options), is_weighting)
         return fn
 
@@ -130,6 +142,42 @@ def _clamp(x: torch.Tensor, bounds) -> torch.Tensor:
     return x.clamp(min=lo, max=hi)
 
 
+def clip_safe_log_ratio(log_ratio: torch.Tensor, adv: torch.Tensor, eps_high: float, delta=None,
+                        dual_clip=None) -> torch.Tensor:
+    """The log-ratio of PPO's clip, clamped from above where the clip (or a cap) is certainly active.
+
+    ``exp(log_ratio)`` overflows for a gap above about 88.7 in float32 and 11 in float16; the
+    clipped branch then still wins the ``min``, but autograd multiplies its zero gradient by the
+    infinite derivative of ``exp`` and returns NaN. Beyond these bounds the objective is flat in
+    the ratio, so clamping there changes neither its value nor its (zero) gradient::
+
+        A >= 0:  log_ratio <= log(1 + eps_high) + 1             (r > e (1 + eps_high): clipped)
+        A <  0:  log_ratio <= log(max(c, 1 + eps_high)) + 1     (c = min(delta, dual_clip): capped)
+
+    With one ratio per answer (``log_ratio`` ``[B, 1]``) the bound is the largest of its tokens'
+    bounds, beyond which every token of the answer is flat. Below the bounds nothing changes (the
+    loss and its gradient are bitwise what they were); for ``A < 0`` without a
+    cap nothing is clamped, because there the loss ``-A r`` really grows with the ratio (an
+    overflow is then a real one, which :func:`grpo_core.grpo_loss` reports).
+    """
+    up = math.log1p(eps_high) + 1.0
+    caps = [c for c in (delta, dual_clip) if c is not None]
+    down = math.log(max(min(caps), 1.0 + eps_high)) + 1.0 if caps else math.inf
+    bound = torch.where(adv >= 0, torch.full_like(adv, up), torch.full_like(adv, down))
+    # one ratio per answer ([B, 1]): clamp where every token of the answer is flat, keeping the shape
+    # (and so the order of autograd's sums) of the unclamped ratio
+    dims = [i for i in range(bound.dim()) if log_ratio.shape[i] == 1 and bound.shape[i] != 1]
+    if dims:
+        bound = bound.amax(dim=dims, keepdim=True)
+    return log_ratio.clamp(max=bound)
+
+
+def exp_safe_bound(dtype: torch.dtype) -> float:
+    """``log`` of the dtype's largest finite value, minus 1: ``exp`` of anything below is finite
+    (about 87.7 in float32 and bfloat16, 10.1 in float16, 708.8 in float64)."""
+    return math.log(torch.finfo(dtype).max) - 1.0
+
+
 # ------------------------------------------------------------------------------------- kinds
 
 
@@ -162,8 +210,9 @@ def _clip_parts(ratio, adv, lo, hi, delta, dual_clip):
 def _clip_kind(logp, log_ratio, adv, mask, s):
     lo, hi = s["eps_low"], s["eps_high"]
     log_r = _clamp(log_ratio, s["bounds"])
-    ratio = torch.exp(log_r)
-    obj, r1, dual = _clip_parts(ratio, adv, lo, hi, s["delta"], s["dual_clip"])
+    ratio = torch.exp(log_r)  # for the flags and metrics (inf if the gap overflows; no gradient is taken)
+    safe = torch.exp(clip_safe_log_ratio(log_r, adv, hi, s["delta"], s["dual_clip"]))
+    obj, r1, dual = _clip_parts(safe, adv, lo, hi, s["delta"], s["dual_clip"])
     low = (ratio < 1.0 - lo) & (adv < 0)
     high = (ratio > 1.0 + hi) & (adv > 0)
     extra = {"verl_log_ratio": log_r}
@@ -206,7 +255,8 @@ def _cispo_kind(logp, log_ratio, adv, mask, s):
     options=("sapo_tau_pos", "sapo_tau_neg"),
 )
 def _sapo_kind(logp, log_ratio, adv, mask, s):
-    ratio = torch.exp(_clamp(log_ratio, s["bounds"]))
+    # the gate is saturated long before exp overflows; the bound keeps its zero gradient from being 0 * inf
+    ratio = torch.exp(_clamp(log_ratio, s["bounds"]).clamp(max=exp_safe_bound(log_ratio.dtype)))
     tau_pos = torch.tensor(s["sapo_tau_pos"], dtype=ratio.dtype, device=ratio.device)
     tau_neg = torch.tensor(s["sapo_tau_neg"], dtype=ratio.dtype, device=ratio.device)
     tau = torch.where(adv > 0, tau_pos, tau_neg)
@@ -256,7 +306,8 @@ def _gspo_kind(logp, log_ratio, adv, mask, s):
     lp = torch.where(mask > 0, logp, torch.zeros_like(logp))
     log_s = _clamp(lp - lp.detach() + seq[:, None], s["bounds"])
     ratio = torch.exp(log_s)
-    obj = torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv)
+    safe = torch.exp(clip_safe_log_ratio(log_s, adv, hi))
+    obj = torch.minimum(safe * adv, safe.clamp(1.0 - lo, 1.0 + hi) * adv)
     low = (ratio < 1.0 - lo) & (adv < 0)
     high = (ratio > 1.0 + hi) & (adv > 0)
     extra = {"verl_log_ratio": log_ratio}
@@ -316,6 +367,12 @@ def rollout_importance_weights(old_logp, rollout_logp, mask, level: str = "token
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"`is_min`={is_min} must be <= `is_max`={is_max}.")
     bounds = clamp_bounds(log_clamp, "is_log_clamp")
+    old_logp = as_float_tensor(old_logp, "old_logp")
+    rollout_logp = as_float_tensor(rollout_logp, "rollout_logp").to(device=old_logp.device, dtype=old_logp.dtype)
+    check_same_shape(old_logp, "old_logp", rollout_logp, "rollout_logp")
+    mask = as_mask(mask, old_logp)
+    check_finite_at(old_logp, mask > 0, "old_logp")
+    check_finite_at(rollout_logp, mask > 0, "rollout_logp")
     d = torch.where(mask > 0, (old_logp - rollout_logp).detach(), torch.zeros_like(old_logp))
     if level == "sequence":
         d = d.sum(dim=1, keepdim=True).expand_as(old_logp)
@@ -352,7 +409,10 @@ def high_entropy_mask(entropy, mask, top_entropy_quantile: float) -> torch.Tenso
     q = check_unit_interval(top_entropy_quantile, "top_entropy_quantile", " (a fraction of the tokens)")
     if q == 0.0:
         raise ValueError("`top_entropy_quantile` must be > 0 (the fraction of tokens kept); got 0.")
+    entropy = as_float_tensor(entropy, "entropy")
+    mask = as_mask(mask, entropy)
     real = mask > 0
+    check_finite_at(entropy, real, "entropy")
     if q == 1.0:
         return real
     values = entropy[real].float()

@@ -22,7 +22,16 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_float_tensor, as_mask, check_finite, check_nonneg_number, check_unit_interval
+from ._checks import (
+    as_float_tensor,
+    as_mask,
+    check_finite,
+    check_finite_at,
+    check_nonempty_batch,
+    check_nonneg_number,
+    check_same_shape,
+    check_unit_interval,
+)
 
 __all__ = ["token_rewards", "gae", "whiten", "value_loss"]
 
@@ -40,6 +49,8 @@ def token_rewards(rewards, mask, old_logp=None, ref_logp=None, beta: float = 0.0
     ``beta * (old_logp - ref_logp)`` on every completion token when ``beta > 0`` (the k1 KL
     penalty of Ziegler et al. and InstructGPT); 0 on padding."""
     m = as_mask(mask, as_float_tensor(mask, "mask"))
+    if m.dim() != 2:
+        raise ValueError(f"`mask` must be [B, T] (answers x tokens); got shape {tuple(m.shape)}.")
     r = as_float_tensor(rewards, "rewards").to(m.device)
     if r.shape != m.shape[:1]:
         raise ValueError(f"`rewards` has shape {tuple(r.shape)}; it must be [B] = {tuple(m.shape[:1])}.")
@@ -50,7 +61,14 @@ def token_rewards(rewards, mask, old_logp=None, ref_logp=None, beta: float = 0.0
     if beta > 0:
         if old_logp is None or ref_logp is None:
             raise ValueError("`beta` > 0 needs `old_logp` and `ref_logp` for the KL penalty.")
-        out = out - beta * (as_float_tensor(old_logp, "old_logp") - as_float_tensor(ref_logp, "ref_logp")) * m
+        old = as_float_tensor(old_logp, "old_logp").to(m.device)
+        ref = as_float_tensor(ref_logp, "ref_logp").to(m.device)
+        check_same_shape(m, "mask", old, "old_logp")
+        check_same_shape(m, "mask", ref, "ref_logp")
+        real = m > 0
+        check_finite_at(old, real, "old_logp")
+        check_finite_at(ref, real, "ref_logp")
+        out = out - beta * torch.where(real, old - ref, torch.zeros_like(old)) * m
     return out
 
 
@@ -78,18 +96,22 @@ def gae(token_reward, values, mask=None, gamma: float = 1.0, lam: float = 0.95, 
     v = as_float_tensor(values, "values").to(r.dtype)
     if v.shape != r.shape:
         raise ValueError(f"`values` has shape {tuple(v.shape)}; it must match `token_reward` {tuple(r.shape)}.")
-    if r.dim() not in (1, 2) or r.shape[-1] == 0:
-        raise ValueError(f"`token_reward` must be [N, T] (or [T]) with T >= 1; got shape {tuple(r.shape)}.")
+    if r.dim() not in (1, 2) or r.shape[-1] == 0 or r.shape[0] == 0:
+        raise ValueError(f"`token_reward` must be [N, T] (or [T]) with N, T >= 1; got shape {tuple(r.shape)}.")
     gamma = check_unit_interval(gamma, "gamma", " (the discount)")
     lam = check_unit_interval(lam, "lam", " (the GAE parameter)")
-    check_finite(r, "token_reward")
-    check_finite(v, "values")
     squeeze = r.dim() == 1
     if squeeze:
         r, v = r[None], v[None]
-    m = None if mask is None else as_mask(mask if not squeeze else torch.as_tensor(mask)[None], r)
-    if m is not None:
-        v = v * m
+    m = None if mask is None else as_mask(mask if not squeeze else as_float_tensor(mask, "mask")[None], r)
+    if m is None:
+        check_finite(r, "token_reward")
+        check_finite(v, "values")
+    else:  # a padding position may hold anything: it never reaches the result
+        check_finite_at(r, m > 0, "token_reward")
+        check_finite_at(v, m > 0, "values")
+        r = torch.where(m > 0, r, torch.zeros_like(r))
+        v = torch.where(m > 0, v, torch.zeros_like(v))
     if last_value is None:
         next_v = torch.zeros_like(r[:, 0])
     else:
@@ -111,9 +133,15 @@ def gae(token_reward, values, mask=None, gamma: float = 1.0, lam: float = 0.95, 
 
 
 def whiten(x, mask, eps: float = 1e-8) -> torch.Tensor:
-    """``(x - mean) / (std + eps)`` with mean and population std over the masked entries; 0 on padding."""
+    """``(x - mean) / (std + eps)`` with mean and population std over the masked entries; 0 on padding
+    (whatever ``x`` holds there, NaN included)."""
     x = as_float_tensor(x, "x")
     m = as_mask(mask, x)
+    check_nonempty_batch(x, "x")
+    eps = check_nonneg_number(eps, "eps")
+    real = m > 0
+    check_finite_at(x, real, "x")
+    x = torch.where(real, x, torch.zeros_like(x))
     n = m.sum().clamp(min=1.0)
     mean = (x * m).sum() / n
     var = (((x - mean) * m) ** 2).sum() / n
@@ -122,12 +150,21 @@ def whiten(x, mask, eps: float = 1e-8) -> torch.Tensor:
 
 def value_loss(values, old_values, returns, mask, clip: float = 0.2) -> torch.Tensor:
     """PPO's clipped value loss, mean over masked tokens of
-    ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)``."""
+    ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)``; a padding position never
+    reaches the loss or its gradient, whatever it holds."""
     v = as_float_tensor(values, "values")
     m = as_mask(mask, v)
+    check_nonempty_batch(v, "values")
     clip = check_nonneg_number(clip, "clip")
     v_old = as_float_tensor(old_values, "old_values").to(v.device)
     ret = as_float_tensor(returns, "returns").to(v.device)
+    check_same_shape(v, "values", v_old, "old_values")
+    check_same_shape(v, "values", ret, "returns")
+    real = m > 0
+    for t, name in ((v, "values"), (v_old, "old_values"), (ret, "returns")):
+        check_finite_at(t, real, name)
+    zero = torch.zeros_like(v)
+    v, v_old, ret = torch.where(real, v, zero), torch.where(real, v_old, zero), torch.where(real, ret, zero)
     v_clipped = v_old + (v - v_old).clamp(-clip, clip)
     per_tok = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)
     return (per_tok * m).sum() / m.sum().clamp(min=1.0)

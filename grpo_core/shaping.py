@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_float_tensor, as_grouped, check_finite, check_int, check_nonneg_number
+from ._checks import ArgumentTypeError, as_float_tensor, as_grouped, as_mask, check_finite, check_int, check_nonneg_number
 
 __all__ = ["overlong_penalty", "truncated", "dynamic_sampling_keep"]
 
@@ -39,11 +39,19 @@ def overlong_penalty(lengths, max_len: int, cache_len: int, factor: float = 1.0)
 
 
 def truncated(completions, mask, eos_id: int) -> torch.Tensor:
-    """``[N]`` bool: answers with no end token among their tokens (cut at the length limit)."""
-    c = torch.as_tensor(completions)
-    m = torch.as_tensor(mask).bool()
+    """``[N]`` bool: answers with no end token among their tokens (cut at the length limit).
+
+    ``completions`` ``[N, T]`` token ids (integers), ``mask`` ``[N, T]`` 0/1, ``eos_id`` an int >= 0."""
+    if completions is None:
+        raise ArgumentTypeError("`completions` is None; pass the [N, T] token ids of the answers.")
+    c = completions if isinstance(completions, torch.Tensor) else as_float_tensor(completions, "completions")
+    m = mask if isinstance(mask, torch.Tensor) else as_float_tensor(mask, "mask")
     if c.shape != m.shape or c.dim() != 2:
         raise ValueError(f"`completions` {tuple(c.shape)} and `mask` {tuple(m.shape)} must be the same [N, T] shape.")
+    if c.is_complex() or c.dtype == torch.bool or (c.is_floating_point() and not bool((c == c.round()).all())):
+        raise ValueError(f"`completions` must hold integer token ids; got dtype {c.dtype} with non-integer values.")
+    check_int(eos_id, "eos_id", 0, " (the end-of-answer token id)")
+    m = as_mask(m, torch.empty(tuple(c.shape))).bool()
     return ~((c == eos_id) & m).any(dim=1)
 
 

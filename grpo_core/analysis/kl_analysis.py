@@ -28,7 +28,19 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, as_prob_pair, as_probs, check_choice, check_finite, check_int, check_nonneg_number, check_positive, check_real
+from .._checks import (
+    as_float_tensor,
+    as_prob_pair,
+    as_probs,
+    check_bool,
+    check_choice,
+    check_finite,
+    check_int,
+    check_nonneg_number,
+    check_positive,
+    check_real,
+    check_seed,
+)
 from ..kl import KL_ESTIMATORS, kl_estimate
 
 __all__ = [
@@ -161,7 +173,7 @@ def sample_gaussian_pair(n: int, reps: int, ref_mu: float, ref_sigma: float, mu:
     n, reps = check_int(n, "n"), check_int(reps, "reps")
     m, s = check_real(mu, "mu"), check_positive(sigma, "sigma", " (a standard deviation)")
     rm, rs = check_real(ref_mu, "ref_mu"), check_positive(ref_sigma, "ref_sigma", " (a standard deviation)")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     z = torch.randn(reps, n, generator=gen, dtype=torch.float64)
     x = m + s * z
     half_log_2pi = 0.5 * math.log(2 * math.pi)
@@ -176,7 +188,7 @@ def sample_categorical_pair(probs, ref_probs, n: int, reps: int, seed: int = 0):
     n, reps = check_int(n, "n"), check_int(reps, "reps")
     if bool((q[p > 0] == 0).any()):
         raise ValueError("`ref_probs` is 0 for an answer `probs` can sample: the KL is infinite and no estimator is finite.")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     idx = torch.multinomial(p, n * reps, replacement=True, generator=gen).view(reps, n)
     return p.log()[idx], q.log()[idx]
 
@@ -341,7 +353,7 @@ def expected_estimator_gradient(logits, ref_logits, kind: str = "k3", weighted: 
     lg = lg.detach().clone().requires_grad_(True)
     logp = torch.log_softmax(lg, 0)
     per_answer = kl_estimate(logp, torch.log_softmax(ref, 0), kind)
-    if weighted:
+    if check_bool(weighted, "weighted"):
         per_answer = torch.exp(logp - logp.detach()) * per_answer
     weights = logp.detach().exp()  # the sampling distribution: not differentiated
     (grad,) = torch.autograd.grad((weights * per_answer).sum(), lg)

@@ -40,6 +40,7 @@ from .._checks import (
     check_int,
     check_nonneg_number,
     check_real,
+    check_seed,
     check_unit_interval,
 )
 from ..advantages import bernoulli_advantages, compute_advantages, group_advantages
@@ -293,6 +294,8 @@ def make_prompt_bandits(success=(0.1, 0.5, 0.9), n_answers: int = 8, n_correct: 
         raise ValueError(f"`success` must be a sequence of success rates in (0, 1); got {success!r}.") from None
     if not rates or not all(0.0 < s < 1.0 for s in rates):
         raise ValueError(f"`success` must hold one or more success rates strictly between 0 and 1; got {success!r}.")
+    seed = check_seed(seed)
+    check_seed(seed + len(rates) - 1)
     bandits = [make_bandit(n_answers, n_correct, s, seed=seed + p) for p, s in enumerate(rates)]
     return PromptBandits(
         logits=torch.stack([b.ref_logits for b in bandits]),
@@ -359,7 +362,7 @@ def gradient_estimates(
     check_choice(estimator, "estimator", ESTIMATORS)
     n = check_int(n, "n", 1)
     m = check_int(critic_samples, "critic_samples", 1)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     P, K = ps.n_prompts, ps.n_answers
     idx = _sample_answers(ps, (n, g), gen)                                  # [n, P, G]
     r = torch.gather(ps.rewards.expand(n, P, K), 2, idx)                    # [n, P, G]
@@ -494,6 +497,8 @@ def estimator_summary(mean: torch.Tensor, trace_cov: float, truth: torch.Tensor)
     """
     mu = as_float_tensor(mean, "mean").double().reshape(-1)
     tr = as_float_tensor(truth, "truth").double().reshape(-1)
+    check_finite(mu, "mean")
+    check_finite(tr, "truth")
     if mu.shape != tr.shape:
         raise ValueError(f"`mean` and `truth` must have the same number of entries; got {mu.numel()} and {tr.numel()}.")
     tc = float(trace_cov)
