@@ -37,7 +37,10 @@ SKIP = {"search.html", "genindex.html", "py-modindex.html"}
 DRAWN_JS = "[...document.querySelectorAll('.grpo-plotly')].filter(d => d.querySelector('.main-svg')).length"
 # equations typeset (MathJax's lazy typesetting leaves an mjx-lazy placeholder until it is near)
 TYPESET = "e => { const c = e.querySelector('mjx-container'); return !!c && !c.querySelector('mjx-lazy'); }"
-MATH_DONE_JS = f"[...document.querySelectorAll('.math')].filter({TYPESET}).length"
+# equations a reader can see: not inside something hidden (e.g. the table of contents of a narrow
+# window, whose headings repeat the page's inline math)
+SHOWN_MATH = "[...document.querySelectorAll('.math')].filter(e => e.getClientRects().length > 0)"
+MATH_DONE_JS = f"{SHOWN_MATH}.filter({TYPESET}).length"
 # what the first screen shows: figures and equations whose box starts within the viewport
 IN_VIEW = "e => { const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight && r.width > 0; }"
 FIRST_SCREEN_JS = (
@@ -98,24 +101,37 @@ def drive_controls(page, fig, problems: list[str], name: str, k: int) -> int:
     return driven
 
 
-def scroll_through(page, n_figs: int, n_math: int) -> float:
-    """Open every dropdown, scroll down a screen at a time until every figure is drawn and every
-    equation typeset; return the seconds it took (scrolling included)."""
+def scroll_through(page, n_figs: int) -> tuple[float, int]:
+    """Open every dropdown, scroll down half a screen at a time until every figure is drawn and
+    every shown equation typeset; return the seconds it took (scrolling included) and the number
+    of shown equations."""
     t0 = time.perf_counter()
     page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
-    page.evaluate("() => document.querySelectorAll('.toggle-hidden, .toggle-details').forEach(e => e.classList.remove('toggle-hidden'))")
+    page.evaluate("() => document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'))")
+    n_math = page.evaluate(f"() => {SHOWN_MATH}.length")
     height = page.evaluate("() => document.documentElement.scrollHeight")
-    step = page.viewport_size["height"]
+    step = page.viewport_size["height"] // 2
     for y in range(0, height + step, step):
         page.evaluate(f"() => window.scrollTo(0, {y})")
-        page.wait_for_timeout(30)
+        page.wait_for_timeout(60)
     done = f"() => {DRAWN_JS} >= {n_figs} && {MATH_DONE_JS} >= {n_math}"
     try:
-        page.wait_for_function(done, timeout=20000)
-    except Exception:  # the caller reports what did not draw
-        pass
+        page.wait_for_function(done, timeout=3000)
+    except Exception:
+        # what a quick scroll went past: bring each into view, as a reader who stops there would
+        left = page.locator(".grpo-plotly:not(:has(.main-svg)), .math:not(:has(mjx-container:not(:has(mjx-lazy))))")
+        for k in range(left.count()):
+            try:
+                left.nth(k).scroll_into_view_if_needed(timeout=1000)
+                page.wait_for_timeout(100)
+            except Exception:  # hidden: not counted
+                pass
+        try:
+            page.wait_for_function(done, timeout=5000)
+        except Exception:  # the caller reports what did not draw
+            pass
     page.evaluate("() => window.scrollTo(0, 0)")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, n_math
 
 
 def check(root: Path, shots: Path, chromium: str) -> int:
@@ -155,8 +171,7 @@ def check(root: Path, shots: Path, chromium: str) -> int:
             slowest = max(slowest, (first_s, name))
             figs = page.locator(".grpo-plotly")
             n_figs = figs.count()
-            n_math = page.locator(".math").count()
-            whole_s = scroll_through(page, n_figs, n_math)
+            whole_s, n_math = scroll_through(page, n_figs)
             drawn = page.evaluate(f"() => {DRAWN_JS}")
             if drawn < n_figs:
                 problems.append(f"{name}: {n_figs - drawn} of {n_figs} figures did not draw")
