@@ -28,6 +28,11 @@ Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``).
    every page;
 6. after the build, prints the size of every page and of the whole site and
    warns when a page is over ``PAGE_BUDGET_MB`` or the site over ``SITE_BUDGET_MB``;
+8. for HTML builds, declares two extensions that Jupyter Book adds safe for parallel reading:
+   ``sphinx_multitoc_numbering`` only replaces the section numbering, which runs in the main
+   process after reading, and ``sphinx_jupyterbook_latex`` does nothing unless the builder is
+   LaTeX. Undeclared, they make Sphinx read serially and warn, which ``-W`` turns into a failure
+   of ``tools/build_book.py`` (the chapters executed two at a time);
 7. provides the directive ``grpo-code-map``: the table of the page "Where the code is", built
    from the book's equation labels and grpo_core's docstrings at build time
    (``_ext/code_map.py``, read from the sources, no import of grpo_core).
@@ -272,9 +277,23 @@ class CodeMapDirective(SphinxDirective):
         return [container]
 
 
+#: extensions the book loads that are safe for parallel reading of HTML but do not say so (item 8)
+PARALLEL_SAFE_UNDECLARED = ("sphinx_multitoc_numbering", "sphinx_jupyterbook_latex")
+
+
+def _declare_parallel_safe(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    for name in PARALLEL_SAFE_UNDECLARED:
+        ext = app.extensions.get(name)
+        if ext is not None and ext.parallel_read_safe is None:
+            ext.parallel_read_safe = True
+
+
 def setup(app: Sphinx) -> dict:
     app.add_directive("grpo-code-map", CodeMapDirective)
     app.connect("config-inited", _set_build_env)
+    app.connect("builder-inited", _declare_parallel_safe)
     app.connect("builder-inited", _copy_plotly_js)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _link_plotly_js)
