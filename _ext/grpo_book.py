@@ -7,23 +7,32 @@ Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``).
    ``import grpo_core.viz`` then switches plotly to ``grpo_core.viz.plots.BookRenderer``
    (figures become ``text/html`` that myst-nb keeps);
 2. copies ``plotly.min.js`` from the installed plotly package to the HTML
-   output's ``_static/`` once, and links it (no ``defer``, before the scripts
-   of other extensions) only from pages that contain a figure;
+   output's ``_static/`` once, with ``static/grpo-plotly-loader.js``, and links the
+   loader (a few lines, before the scripts of other extensions) from the pages that
+   contain a figure. The loader draws each figure when it nears the viewport and
+   fetches plotly.min.js for the first one, so a page's first screen does not wait
+   for 4.8 MB of JavaScript;
 3. after the build, compares per page the plotly figures the executed notebook
    displayed with the figures in the HTML, and warns for every figure that did
    not make it (an ``application/vnd.plotly.v1+json`` output with no HTML, or a
    count mismatch). Under ``-W`` the warning fails the build;
-4. serves MathJax 3 from the book itself: copies ``tex-chtml-full.js`` and its
-   web fonts from the installed ``sphinx-mathjax-offline`` package (a pip
-   package that ships MathJax 3's files; its Sphinx extension is not used) to
-   ``_static/mathjax/`` and points ``mathjax_path`` there, so equations render
-   with no network;
+4. serves MathJax 3 from the book itself: copies ``tex-chtml-full.js``, its
+   web fonts and its lazy-typesetting module ``ui/lazy.js`` from the installed
+   ``sphinx-mathjax-offline`` package (a pip package that ships MathJax 3's files;
+   its Sphinx extension is not used) to ``_static/mathjax/``, points
+   ``mathjax_path`` there, so equations render with no network, and loads
+   ``ui/lazy`` (equations are typeset when they near the viewport);
 5. removes repeated scripts: sphinx-thebe and sphinx-togglebutton register
    their inline scripts on ``env-before-read-docs``, which Jupyter Book fires
    twice, and a repeated ``const THEBE_JS_URL = ...`` is a JavaScript error on
    every page;
 6. after the build, prints the size of every page and of the whole site and
    warns when a page is over ``PAGE_BUDGET_MB`` or the site over ``SITE_BUDGET_MB``;
+8. for HTML builds, declares two extensions that Jupyter Book adds safe for parallel reading:
+   ``sphinx_multitoc_numbering`` only replaces the section numbering, which runs in the main
+   process after reading, and ``sphinx_jupyterbook_latex`` does nothing unless the builder is
+   LaTeX. Undeclared, they make Sphinx read serially and warn, which ``-W`` turns into a failure
+   of ``tools/build_book.py`` (the chapters executed two at a time);
 7. provides the directive ``grpo-code-map``: the table of the page "Where the code is", built
    from the book's equation labels and grpo_core's docstrings at build time
    (``_ext/code_map.py``, read from the sources, no import of grpo_core).
@@ -54,15 +63,16 @@ BOOK_BUILD_ENV = "GRPO_BOOK_BUILD"
 # process does not import grpo_core and torch); tests/test_book_plumbing.py checks they agree.
 DIV_ID_PREFIX = "grpo-plotly-"
 PLOTLY_JS = "plotly.min.js"
+PLOTLY_LOADER = "grpo-plotly-loader.js"        # in _ext/static/, copied to _static/
 MATHJAX_PATH = "mathjax/tex-chtml-full.js"     # relative to _static
 MATHJAX_FONTS = "output/chtml/fonts/woff-v2"   # where tex-chtml looks for its fonts, next to it
+MATHJAX_LAZY = "ui/lazy.js"                    # MathJax 3's lazy typesetting, loaded as "ui/lazy"
 PAGE_BUDGET_MB = 2.0
 SITE_BUDGET_MB = 40.0
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-# Loaded before extension scripts of the default priority 500, in particular before
-# the require.js myst-nb adds on pages with widget state: plotly.min.js is a UMD
-# bundle and, loaded after require.js, would register as an AMD module instead of
-# defining window.Plotly.
+# The loader runs before extension scripts of the default priority 500, so that it exists when
+# the figures' inline scripts run; it hides require.js's define while plotly.min.js (a UMD
+# bundle, which would otherwise register as an AMD module) runs.
 PLOTLY_JS_PRIORITY = 400
 # Cell tags with which myst-nb leaves a cell's outputs out of the page on purpose.
 _REMOVED_OUTPUT_TAGS = {"remove-output", "remove_output", "remove-cell", "remove_cell"}
@@ -77,6 +87,20 @@ def _plotly_js_source() -> Path:
 def _set_build_env(app: Sphinx, config) -> None:
     os.environ[BOOK_BUILD_ENV] = "1"
     config.mathjax_path = MATHJAX_PATH
+    config.mathjax3_config = _with_lazy_typesetting(config.mathjax3_config)
+
+
+def _with_lazy_typesetting(mathjax3_config) -> dict:
+    """``mathjax3_config`` (Sphinx's ``window.MathJax``) with MathJax 3's ``ui/lazy`` added to the
+    components its loader loads; whatever else the configuration holds is kept."""
+    merged = dict(mathjax3_config or {})
+    loader = dict(merged.get("loader") or {})
+    load = list(loader.get("load") or [])
+    if "ui/lazy" not in load:
+        load.append("ui/lazy")
+    loader["load"] = load
+    merged["loader"] = loader
+    return merged
 
 
 def _mathjax_source() -> Path:
@@ -91,13 +115,16 @@ def _copy_mathjax(app: Sphinx) -> None:
     source = _mathjax_source()
     entry = source / Path(MATHJAX_PATH).name
     fonts = source / MATHJAX_FONTS
-    if not entry.is_file() or not fonts.is_dir():
+    lazy = source / MATHJAX_LAZY
+    if not entry.is_file() or not fonts.is_dir() or not lazy.is_file():
         logger.warning(f"MathJax files not found under {source}; install sphinx-mathjax-offline",
                        type="grpo_book", subtype="mathjax")
         return
     target = Path(app.outdir) / "_static" / Path(MATHJAX_PATH).parent
     (target / MATHJAX_FONTS).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(entry, target / entry.name)
+    (target / MATHJAX_LAZY).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(lazy, target / MATHJAX_LAZY)
     for font in fonts.glob("*.woff"):
         shutil.copyfile(font, target / MATHJAX_FONTS / font.name)
 
@@ -157,13 +184,14 @@ def _copy_plotly_js(app: Sphinx) -> None:
     static = Path(app.outdir) / "_static"
     static.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, static / PLOTLY_JS)
+    shutil.copyfile(Path(__file__).resolve().parent / "static" / PLOTLY_LOADER, static / PLOTLY_LOADER)
 
 
 def _link_plotly_js(app: Sphinx, pagename, templatename, context, doctree) -> None:
     if app.builder.format != "html":
         return
     if DIV_ID_PREFIX in context.get("body", ""):
-        app.add_js_file(PLOTLY_JS, priority=PLOTLY_JS_PRIORITY)
+        app.add_js_file(PLOTLY_LOADER, priority=PLOTLY_JS_PRIORITY)
 
 
 def _expected_figures(nb_path: Path) -> tuple[int, list[str]]:
@@ -218,17 +246,16 @@ def _check_figures(app: Sphinx, exception) -> None:
                 type="grpo_book",
                 subtype="figure",
             )
-        if shown and f"_static/{PLOTLY_JS}" not in page:
+        if shown and f"_static/{PLOTLY_LOADER}" not in page:
             logger.warning(
-                f"page has figures but does not load _static/{PLOTLY_JS}",
+                f"page has figures but does not load _static/{PLOTLY_LOADER}",
                 location=docname,
                 type="grpo_book",
                 subtype="plotly_js",
             )
-    if total and not (outdir / "_static" / PLOTLY_JS).is_file():
-        logger.warning(
-            f"_static/{PLOTLY_JS} missing from {outdir}", type="grpo_book", subtype="plotly_js"
-        )
+    for name in (PLOTLY_JS, PLOTLY_LOADER):
+        if total and not (outdir / "_static" / name).is_file():
+            logger.warning(f"_static/{name} missing from {outdir}", type="grpo_book", subtype="plotly_js")
     if counts:
         logger.info("grpo_book: plotly figures per page: " + ", ".join(counts))
 
@@ -250,9 +277,23 @@ class CodeMapDirective(SphinxDirective):
         return [container]
 
 
+#: extensions the book loads that are safe for parallel reading of HTML but do not say so (item 8)
+PARALLEL_SAFE_UNDECLARED = ("sphinx_multitoc_numbering", "sphinx_jupyterbook_latex")
+
+
+def _declare_parallel_safe(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    for name in PARALLEL_SAFE_UNDECLARED:
+        ext = app.extensions.get(name)
+        if ext is not None and ext.parallel_read_safe is None:
+            ext.parallel_read_safe = True
+
+
 def setup(app: Sphinx) -> dict:
     app.add_directive("grpo-code-map", CodeMapDirective)
     app.connect("config-inited", _set_build_env)
+    app.connect("builder-inited", _declare_parallel_safe)
     app.connect("builder-inited", _copy_plotly_js)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _link_plotly_js)

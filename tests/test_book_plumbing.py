@@ -116,3 +116,84 @@ def test_book_figures_carry_a_text_alternative():
     assert 'role="img"' in html
     assert 'aria-label="Interactive figure. held-out success &amp; &quot;time&quot;; x: step; y: reward"' in html
     assert 'aria-label="Interactive figure. figure"' in BookRenderer().to_mimebundle(go.Figure().to_dict())["text/html"]
+
+
+def _extension():
+    spec = importlib.util.spec_from_file_location("grpo_book", ROOT / "_ext" / "grpo_book.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    return ext
+
+
+def test_figures_wait_for_the_lazy_loader_of_the_book():
+    html = plots.BookRenderer().to_mimebundle(_figure_with_frames().to_dict())["text/html"]
+    assert "window.grpoPlotly.whenVisible(el, draw)" in html
+    loader = (ROOT / "_ext" / "static" / _extension().PLOTLY_LOADER).read_text()
+    # the loader fetches plotly.min.js next to itself, once, and hides an AMD define meanwhile
+    assert "plotly.min.js" in loader and "IntersectionObserver" in loader and "window.define = undefined" in loader
+
+
+def test_lazy_typesetting_is_added_to_any_mathjax_configuration():
+    ext = _extension()
+    assert ext._with_lazy_typesetting(None) == {"loader": {"load": ["ui/lazy"]}}
+    merged = ext._with_lazy_typesetting({"tex": {"macros": {"E": "\\mathbb{E}"}}, "loader": {"load": ["[tex]/physics"]}})
+    assert merged["tex"] == {"macros": {"E": "\\mathbb{E}"}}
+    assert merged["loader"]["load"] == ["[tex]/physics", "ui/lazy"]
+    assert ext._with_lazy_typesetting(merged)["loader"]["load"] == ["[tex]/physics", "ui/lazy"]
+
+
+def test_html_figures_keep_six_significant_digits_and_turn_nan_into_gaps():
+    fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[1 / 3, float("nan"), 123456789.0]))
+    html = plots.BookRenderer().to_mimebundle(fig.to_dict())["text/html"]
+    data = json.loads(re.search(r"var fig = (.*);\n", html).group(1))["data"][0]
+    assert data["x"] == [0, 1, 2]
+    assert data["y"] == [0.333333, None, 123457000.0]
+    assert plots._round_floats({"a": [2.0000004, "s", 7]}) == {"a": [2.0, "s", 7]}
+
+
+def _frames_as_drawn(fig_dict):
+    """Each frame of an explorer figure as plain JSON, without the keys the page takes from the figure."""
+    plain = plots._plain(fig_dict)
+    return [
+        {"data": f["data"], "layout": {k: v for k, v in f.get("layout", {}).items() if k not in plots._FIGURE_LAYOUT_KEYS}}
+        for f in plain["frames"]
+    ]
+
+
+@pytest.mark.parametrize("name", ["aggregation", "multi-reward"])
+def test_delta_frames_expand_to_the_explorer_frames(name):
+    from grpo_core.viz.explorers import get_explorer
+
+    fig = get_explorer(name).static_figure().to_dict()
+    delta = plots._delta_frames(plots._plain(fig))
+    assert delta["layout"]["meta"]["grpo_explorer"]["delta"] is True
+    base = delta["data"]
+    base_layout = {k: v for k, v in delta["layout"].items() if k not in plots._FIGURE_LAYOUT_KEYS}
+    expanded = [
+        {"data": [plots._expand(t, base[i] if i < len(base) else None) for i, t in enumerate(f["data"])],
+         "layout": plots._expand(f["layout"], base_layout)}
+        for f in delta["frames"]
+    ]
+    assert expanded == _frames_as_drawn(fig)
+    assert len(json.dumps(delta)) < 0.8 * len(json.dumps(plots._plain(fig)))
+
+
+def test_delta_frames_handle_new_removed_and_retyped_traces():
+    fig = go.Figure([go.Scatter(x=[1, 2], y=[3, 4], name="a"), go.Bar(x=[1], y=[2])])
+    fig.update_layout(title="t", annotations=[dict(text="note", x=0, y=0)], meta={"grpo_explorer": {"frame_of": [0, 1]}})
+    fig.frames = [
+        go.Frame(data=[go.Scatter(x=[1, 2], y=[3, 5])], layout=dict(title="u")),
+        go.Frame(data=[go.Scatter(x=[1, 2], y=[3, 4], name="a"), go.Scatter(x=[0], y=[0]), go.Bar(x=[9], y=[9])],
+                 layout=dict(title="t", annotations=[dict(text="note", x=0, y=0)])),
+    ]
+    plain = plots._plain(fig.to_dict())
+    delta = plots._delta_frames(plain)
+    first, second = delta["frames"]
+    assert first["data"][0] == {"y": [3, 5], "_grpo_unset": ["name"]}
+    assert "annotations" in first["layout"]["_grpo_unset"]
+    assert second["data"][0] == {} and second["data"][1]["_grpo_new"] is True and second["data"][2]["_grpo_new"] is True
+    for f, original in zip(delta["frames"], _frames_as_drawn(fig.to_dict())):
+        got = [plots._expand(t, plain["data"][i] if i < len(plain["data"]) else None) for i, t in enumerate(f["data"])]
+        assert got == original["data"]
+    plain_fig = plots._plain(go.Figure(go.Scatter(x=[1], y=[1]), frames=[go.Frame(data=[go.Scatter(y=[2])])]).to_dict())
+    assert plots._delta_frames(plain_fig) is plain_fig  # not an explorer: frames untouched

@@ -17,6 +17,8 @@ figure, so the book needs no network.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import uuid
 
@@ -45,21 +47,45 @@ DIV_ID_PREFIX = "grpo-plotly-"
 
 _DEFAULT_HEIGHT = 450  # px, plotly.js's own default height
 
-# The figure is drawn as soon as ``window.Plotly`` exists. Sphinx may load
-# plotly.min.js with ``defer`` (then it runs after this inline script, before
-# DOMContentLoaded), so if Plotly is not there yet we wait for DOMContentLoaded
-# and, as a last resort, for ``load``; ``done`` makes sure we draw only once.
+# The figure is drawn at once where ``window.Plotly`` exists. In the book it does not: the page
+# loads the small ``_static/grpo-plotly-loader.js`` (``_ext/static/``), which draws each figure
+# when it nears the viewport and fetches plotly.min.js for the first one
+# (``window.grpoPlotly.whenVisible``). On any other page without Plotly yet, the figure waits for
+# DOMContentLoaded and, as a last resort, for ``load``; ``done`` makes sure we draw only once.
 _SCRIPT = """\
 (function () {
   var id = "%(div_id)s";
   var fig = %(fig_json)s;
   var done = false;
+  var base = null;
   function draw() {
     if (done || !window.Plotly) { return; }
     var el = document.getElementById(id);
     if (!el) { return; }
     done = true;
-    window.Plotly.newPlot(el, fig).then(function () { wireExplorer(el); });
+    var meta = fig.layout.meta && fig.layout.meta.grpo_explorer;
+    if (meta && meta.delta) {
+      // frames hold what differs from the first figure; keep an untouched copy of it to expand them
+      base = JSON.parse(JSON.stringify({data: fig.data, layout: fig.layout}));
+      window.Plotly.newPlot(el, {data: fig.data, layout: fig.layout, config: fig.config}).then(function () { wireExplorer(el); });
+    } else {
+      window.Plotly.newPlot(el, fig).then(function () { wireExplorer(el); });
+    }
+  }
+  // A frame of a delta explorer figure (see _delta_frames in grpo_core/viz/plots.py): each trace
+  // and the layout are the first figure's, with the frame's keys set and its "_grpo_unset" removed.
+  function expand(part, from) {
+    var out = part._grpo_new ? {} : Object.assign({}, from || {});
+    Object.keys(part).forEach(function (k) { if (k !== "_grpo_new" && k !== "_grpo_unset") { out[k] = part[k]; } });
+    (part._grpo_unset || []).forEach(function (k) { delete out[k]; });
+    return out;
+  }
+  function frameOf(frame) {
+    if (!base) { return frame; }
+    return {
+      data: frame.data.map(function (t, i) { return expand(t, base.data[i]); }),
+      layout: expand(frame.layout || {}, base.layout)
+    };
   }
   // Explorer figures (grpo_core.viz.interactive): one frame per distinct grid point; every slider
   // and dropdown is a control whose step index picks a coordinate of the grid.
@@ -72,7 +98,7 @@ _SCRIPT = """\
     function redraw() {
       var flat = 0;
       for (var k = 0; k < meta.shape.length; k++) { flat = flat * meta.shape[k] + state[k]; }
-      var frame = fig.frames[meta.frame_of[flat]];
+      var frame = frameOf(fig.frames[meta.frame_of[flat]]);
       var layout = Object.assign({}, frame.layout);
       ["template", "margin", "height", "width", "meta"].forEach(function (key) {
         if (fig.layout[key] !== undefined) { layout[key] = fig.layout[key]; }
@@ -95,8 +121,11 @@ _SCRIPT = """\
       redraw();
     });
   }
+  var el = document.getElementById(id);
   if (window.Plotly) {
     draw();
+  } else if (window.grpoPlotly && el) {
+    window.grpoPlotly.whenVisible(el, draw);
   } else {
     document.addEventListener("DOMContentLoaded", draw);
     window.addEventListener("load", draw);
@@ -104,9 +133,83 @@ _SCRIPT = """\
 })();"""
 
 
+#: Significant digits kept of every float of a figure in the book's HTML (hover labels show at
+#: most this many; a figure's pixels cannot show more). Halves the weight of a page of explorers.
+HTML_DIGITS = 6
+
+
+def _round_floats(obj, digits: int = HTML_DIGITS):
+    """``obj`` with every float rounded to ``digits`` significant digits (ints, strings untouched)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else None  # plotly.js: a gap
+    if isinstance(obj, list):
+        return [_round_floats(v, digits) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _round_floats(v, digits) for k, v in obj.items()}
+    return obj
+
+
+def _plain(obj):
+    """``obj`` as plain JSON values (plotly's encoder: NumPy arrays, dates, NaN as null)."""
+    return json.loads(pio.to_json(obj, validate=False, remove_uids=False))
+
+
+_MISSING = object()
+# layout keys the page's script always takes from the figure itself, never from a frame
+_FIGURE_LAYOUT_KEYS = ("template", "margin", "height", "width", "sliders", "updatemenus", "meta")
+
+
+def _delta(part: dict, ref: dict | None) -> dict:
+    """What ``part`` (a trace or a layout, as JSON) changes in ``ref``: the keys whose value
+    differs, plus ``_grpo_unset``, the keys of ``ref`` it lacks (``_grpo_new``: no ``ref``)."""
+    if ref is None:
+        return {"_grpo_new": True, **part}
+    out = {k: v for k, v in part.items() if ref.get(k, _MISSING) != v}
+    unset = [k for k in ref if k not in part]
+    if unset:
+        out["_grpo_unset"] = unset
+    return out
+
+
+def _expand(part: dict, ref: dict | None) -> dict:
+    """The inverse of :func:`_delta`; the page's script does the same (``expand``)."""
+    out = {} if part.get("_grpo_new") or ref is None else dict(ref)
+    out.update({k: v for k, v in part.items() if k not in ("_grpo_new", "_grpo_unset")})
+    for k in part.get("_grpo_unset", []):
+        out.pop(k, None)
+    return out
+
+
+def _delta_frames(figure: dict) -> dict:
+    """An explorer figure (``layout.meta.grpo_explorer``, plain JSON) with each frame stored as its
+    difference from the figure's first state: a slider usually changes some y values and a title,
+    and the rest (x grids, styles, axes) need not be repeated 100 times. Marks
+    ``meta.grpo_explorer.delta``; the page's script expands a frame before drawing it. Any other
+    figure is returned unchanged."""
+    layout = figure.get("layout") or {}
+    meta = layout.get("meta")
+    explorer = meta.get("grpo_explorer") if isinstance(meta, dict) else None
+    if not explorer or not figure.get("frames"):
+        return figure
+    base_data = figure.get("data") or []
+    base_layout = {k: v for k, v in layout.items() if k not in _FIGURE_LAYOUT_KEYS}
+    frames = []
+    for frame in figure["frames"]:
+        data = []
+        for i, trace in enumerate(frame.get("data") or []):
+            same_kind = i < len(base_data) and base_data[i].get("type") == trace.get("type")
+            data.append(_delta(trace, base_data[i] if same_kind else None))
+        frame_layout = {k: v for k, v in (frame.get("layout") or {}).items() if k not in _FIGURE_LAYOUT_KEYS}
+        rest = {k: v for k, v in frame.items() if k not in ("data", "layout")}
+        frames.append({**rest, "data": data, "layout": _delta(frame_layout, base_layout)})
+    layout = {**layout, "meta": {**meta, "grpo_explorer": {**explorer, "delta": True}}}
+    return {**figure, "layout": layout, "frames": frames}
+
+
 def _to_script_json(obj) -> str:
-    """JSON of ``obj`` that is safe inside an inline ``<script>`` element."""
-    text = pio.to_json(obj, validate=False, remove_uids=False)
+    """Compact JSON of ``obj`` (floats to :data:`HTML_DIGITS` significant digits) that is safe
+    inside an inline ``<script>`` element."""
+    text = json.dumps(_round_floats(_plain(obj)), separators=(",", ":"), allow_nan=False)
     # "</script>" or "<!--" inside a string must not end the element:
     # write every "<", ">" and "&" as a JSON unicode escape instead.
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -168,7 +271,7 @@ class BookRenderer(MimetypeRenderer):
             f'<div id="{div_id}" class="grpo-plotly" role="img" aria-label="{_alt_text(layout)}" '
             f'style="width:{width};height:{height}px;"></div>\n'
             f'<script type="text/javascript">\n'
-            f"{_SCRIPT % {'div_id': div_id, 'fig_json': _to_script_json(figure)}}\n"
+            f"{_SCRIPT % {'div_id': div_id, 'fig_json': _to_script_json(_delta_frames(_plain(figure)))}}\n"
             f"</script>"
         )
         return {"text/html": html}
