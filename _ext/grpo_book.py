@@ -67,7 +67,7 @@ PLOTLY_LOADER = "grpo-plotly-loader.js"        # in _ext/static/, copied to _sta
 MATHJAX_PATH = "mathjax/tex-chtml-full.js"     # relative to _static
 MATHJAX_FONTS = "output/chtml/fonts/woff-v2"   # where tex-chtml looks for its fonts, next to it
 MATHJAX_LAZY = "ui/lazy.js"                    # MathJax 3's lazy typesetting, loaded as "ui/lazy"
-PAGE_BUDGET_MB = 2.0
+PAGE_BUDGET_MB = 1.0   # issue 17: at most 1 MB of HTML per chapter
 SITE_BUDGET_MB = 40.0
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # The loader runs before extension scripts of the default priority 500, so that it exists when
