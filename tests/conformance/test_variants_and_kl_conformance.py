@@ -90,8 +90,10 @@ def _trainer_loss(name, batch):
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("name,framework", _exact("loss"), ids=[f"{n}-{f}" for n, f in _exact("loss")])
 def test_exact_losses(trl_harness, name, framework, seed):
-    """The trainer's loss call for the variant equals the framework's loss with the variant's settings."""
-    batch = random_batch(2000 + seed)
+    """The trainer's loss call for the variant equals the framework's loss with the variant's settings.
+    Answers are at most the generation limit long (3..MAX_NEW tokens wide), as in the trainer:
+    grpo_loss refuses a max_len below the longest answer."""
+    batch = random_batch(2000 + seed, T=3 + seed % (MAX_NEW - 2))
     s = getattr(VARIANTS[name], framework)
     if framework == "trl":
         tr = trl_harness.trainer(**s.settings)
