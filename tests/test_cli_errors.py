@@ -28,7 +28,8 @@ def bad_values(name: str) -> list[str]:
         return ["nonsense", "7"]
     # optional fields (None by default)
     return {"task_size": ["-1", "x", "1"], "eps_high": ["-1", "nan", "x"], "kl_target": ["-1", "0", "x"],
-            "max_new_tokens": ["0", "-3", "x"], "device": ["nonsense", "cuda:7", "gpu"]}[name]
+            "max_new_tokens": ["0", "-3", "x"], "device": ["nonsense", "cuda:7", "gpu"],
+            "loss_preset": ["nonsense", "7"], "loss_overrides": ["x", "1"], "base_seed": ["-1", "x", "1.5"]}[name]
 
 
 CASES = [(name, value) for name in FIELDS for value in bad_values(name)]

@@ -196,3 +196,35 @@ def test_completion_logprobs_equal_token_logprobs_values_and_gradients():
     # distinct prompts (nothing shared) and the full length give the same numbers too
     with torch.no_grad():
         assert torch.allclose(completion_logprobs(model, prompts.flip(1), comp), token_logprobs(model, prompts.flip(1), comp), atol=1e-5)
+
+
+# ------------------------------------------------------------------ the length task
+
+
+def _completion(text, width):
+    ids = [TOKENIZER.eos_id if ch == "|" else TOKENIZER.stoi[ch] for ch in text]
+    return ids + [TOKENIZER.pad_id] * (width - len(ids))
+
+
+def test_sort_work_rewards_the_answer_with_any_number_of_working_tokens():
+    task = make_task("sort-work", n_digits=3, max_work=2)
+    assert task.max_new_tokens == 6 and task.prompt_len == 4
+    texts = {"113|": 1, "113=|": 1, "113==|": 1, "113===": 0,      # no <eos> within the limit
+             "131|": 0, "113=1|": 0, "11|": 0, "1133|": 0, "113": 0, "113|==": 1}
+    comp = torch.tensor([_completion(t, 6) for t in texts])
+    ids = torch.full((len(texts),), 131)                             # "131>" -> "113"
+    assert task.reward(ids, comp).tolist() == [float(v) for v in texts.values()]
+
+
+def test_sort_work_demonstrations_vary_in_length_and_are_right_without_errors():
+    task = make_task("sort-work", max_work=4)
+    gen = torch.Generator().manual_seed(0)
+    ids = task.sample_ids(2000, gen)
+    demos = task.demonstrations(ids, 0.0, gen)
+    assert bool(task.reward(ids, demos).eq(1).all())
+    lengths = task.demo_lengths(ids, demos)
+    assert set(lengths.tolist()) == set(range(6, 11))               # 5 digits + 0..4 working tokens + <eos>
+    wrong = task.reward(ids, task.demonstrations(ids, 1.0, gen))
+    assert bool(wrong.eq(0).all())
+    with pytest.raises(ValueError, match="`max_work`"):
+        make_task("sort-work", max_work=-1)

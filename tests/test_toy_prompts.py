@@ -165,3 +165,37 @@ def test_the_book_compares_every_mitigation_of_the_notes_and_dapo():
     names = " ".join(MITIGATIONS)
     for word in ("larger groups", "smoothed std", "threshold", "global baseline", "dynamic sampling"):
         assert word in names
+
+
+def test_adam_first_step_moves_every_logit_with_a_gradient_by_the_learning_rate(prompts):
+    cfg = replace(SMALL, steps=1, optimizer="adam", lr=0.05)
+    h = train_prompts(prompts, cfg)
+    moved = (torch.tensor(h["logits"], dtype=torch.float64) - prompts.ref_logits).abs()
+    # Adam's first step is lr * g / (|g| + eps), eps = 1e-8: lr where the gradient is a real number,
+    # next to nothing where it is 0 up to rounding (an answer nobody sampled: its gradient is its
+    # probability times the group's advantages, which sum to 0)
+    at_lr = (moved - 0.05).abs() < 1e-6
+    assert bool(at_lr.any())
+    assert bool((at_lr | (moved < 1e-6)).all())
+
+
+def test_under_adam_a_common_scale_of_the_advantages_does_not_matter(prompts):
+    # drop flat groups (no resampling) only removes zeros from the batch mean: a common scale of
+    # the step, which Adam divides out (up to its eps), and SGD does not
+    drop = dict(dynamic_sampling=True, max_rounds=1)
+    for opt, lr in (("adam", 0.05), ("sgd", 2.0)):
+        a = train_prompts(prompts, replace(SMALL, optimizer=opt, lr=lr))
+        b = train_prompts(prompts, replace(SMALL, optimizer=opt, lr=lr, **drop))
+        gap = abs(a["success"][-1] - b["success"][-1])
+        assert (gap < 0.01) if opt == "adam" else (gap > 0.02), (opt, gap)
+
+
+def test_mean_abs_advantage_is_the_mean_of_the_logged_sizes(prompts):
+    from grpo_core.analysis.toy_prompts import mean_abs_advantage
+    h = train_prompts(prompts, SMALL)
+    assert len(h["mean_abs_adv"]) == SMALL.steps
+    assert mean_abs_advantage([h, h]) == pytest.approx(sum(h["mean_abs_adv"]) / SMALL.steps)
+    with pytest.raises(ValueError, match="`histories`"):
+        mean_abs_advantage([])
+    with pytest.raises(ValueError, match="`optimizer`"):
+        train_prompts(prompts, replace(SMALL, optimizer="rmsprop"))

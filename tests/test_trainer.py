@@ -242,3 +242,69 @@ def test_threads_apply_while_training_and_are_restored():
     assert seen == [1] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match="`threads`"):
         tiny(threads=0).check()
+
+
+# ------------------------------------------------------------------ presets, lengths, base seed
+
+
+def test_a_loss_preset_is_preset_loss_with_its_overrides(monkeypatch):
+    from grpo_core import preset_loss
+    calls = []
+
+    cfg = tiny(loss_preset="trl-cispo", loss_overrides={"eps_high": 4.0}, minibatches=2)
+    tr = GRPOTrainer(cfg)
+
+    def spy(logp, old, ref, adv, mask, **kw):
+        calls.append(kw)
+        loss, m = tr_loss(logp, old, ref, adv, mask, **kw)
+        want, _ = preset_loss("trl-cispo", logp, old, ref, adv, mask, eps_high=4.0)
+        assert torch.allclose(loss, want)
+        return loss, m
+
+    tr_loss = tr.loss_fn
+    tr.loss_fn = spy
+    tr.step()
+    assert calls and all(kw == {"eps_high": 4.0} for kw in calls)
+    assert cfg.loss_settings(7) == {"eps_high": 4.0}
+    assert tiny(loss_preset="verl-vanilla", beta=0.04).loss_settings(7) == {"beta": 0.04, "kl": "k3"}
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(loss_preset="ppo-penalty"), "`loss_preset`='ppo-penalty'"),
+    (dict(loss_overrides={"eps_high": 0.3}), "`loss_overrides` needs a `loss_preset`"),
+    (dict(loss_preset="trl-cispo", loss_overrides={"eps_low": 0.1}), "cannot take `eps_low`"),
+    (dict(loss_preset="trl-grpo", loss_overrides=[1]), "`loss_overrides` must be a dict"),
+    (dict(base_seed=-1), "`base_seed`"),
+])
+def test_preset_config_errors(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        tiny(**kwargs).check()
+
+
+def test_reinforce_pp_advantages_get_the_mask_and_are_per_token(captured):
+    GRPOTrainer(tiny(advantages="verl-reinforce_plus_plus")).step()
+    adv, mask = captured[0]["adv"], captured[0]["mask"]
+    assert adv.shape == mask.shape
+    assert bool((adv[mask == 0] == 0).all())
+    assert abs(float((adv * mask).sum() / mask.sum())) < 1e-5       # whitened over the batch's tokens
+
+
+def test_lengths_of_right_and_wrong_answers_are_logged():
+    tr = GRPOTrainer(tiny(task="sort-work", task_size=3, sft_steps=150))
+    for _ in range(3):
+        rec = tr.step()
+        right, wrong, frac = rec["len_right"], rec["len_wrong"], rec["reward_mean"]
+        parts = [(right, frac), (wrong, 1 - frac)]
+        total = sum(v * w for v, w in parts if w > 0)
+        assert total == pytest.approx(rec["completion_len"], rel=1e-5)
+        if frac == 0:
+            assert rec["len_right"] != rec["len_right"]             # NaN: no right answer
+
+
+def test_one_base_seed_gives_several_runs_the_same_base_model():
+    from grpo_core.training.trainer import pretrain_base
+    a = pretrain_base(tiny(seed=1, base_seed=0))
+    b = pretrain_base(tiny(seed=0))
+    c = pretrain_base(tiny(seed=1))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))

@@ -181,3 +181,28 @@ def test_multi_reward_curves_match_combine_rewards():
     assert s[0] < 0.05 and 0.1 < s[5] and s[40] - s[5] < 0.05
     assert small["normalize-then-sum"] == large["normalize-then-sum"]
     assert small["normalize-then-sum"][40] - small["normalize-then-sum"][5] > 0.3
+
+
+def test_preset_variants_run_through_the_conformance_presets():
+    from grpo_core import ADVANTAGE_ESTIMATORS, LOSS_PRESETS
+    from grpo_core.training.variants import PRESET_VARIANTS, comparison_configs
+    assert {"cispo", "sapo", "gmpo", "dual-clip", "batch-std", "reinforce++"} <= set(PRESET_VARIANTS)
+    for name, v in PRESET_VARIANTS.items():
+        cfg = variant_config(name, steps=1)
+        cfg.check()
+        if cfg.loss_preset is not None:
+            assert cfg.loss_preset == v.preset and v.preset in LOSS_PRESETS
+            assert cfg.minibatches == 4                 # off-policy: otherwise the loss is GRPO's gradient
+        elif name != "grpo-4mb":
+            assert cfg.advantages == v.preset and v.preset in ADVANTAGE_ESTIMATORS
+    configs = comparison_configs(steps=40, lr_schedule="constant")
+    assert list(configs)[:5] == list(VARIANTS) and all(c.steps == 40 for c in configs.values())
+    assert configs["grpo"] == variant_config("grpo", steps=40, lr_schedule="constant")
+
+
+def test_preset_variants_take_one_trainer_step():
+    from grpo_core.training.trainer import GRPOTrainer
+    from grpo_core.training.variants import PRESET_VARIANTS
+    for name in PRESET_VARIANTS:
+        rec = GRPOTrainer(_tiny_variant(name, steps=1)).step()
+        assert rec["loss"] == rec["loss"], name              # a number, not NaN

@@ -7,7 +7,9 @@ over ``K`` answers (one row of logits per prompt) and a 0/1 verifier (``correct[
 reference policy whose success rate runs from nearly never to nearly always. Training is
 vectorised over prompts: every step samples ``G`` answers for each of ``batch`` prompts, computes
 advantages with an estimator of :data:`grpo_core.ADVANTAGE_ESTIMATORS` (GRPO or a collapse mitigation), and takes one SGD
-step on :func:`grpo_core.grpo_loss`. Success rates are exact (``softmax(logits) @ correct``), so
+step on :func:`grpo_core.grpo_loss` (or one Adam step, ``optimizer="adam"``, the trainer's optimiser: Adam
+divides each logit's step by the running size of its gradients, so a scale common to all
+advantages no longer sets the step size). Success rates are exact (``softmax(logits) @ correct``), so
 the curves show what the policy does, not a noisy estimate of it.
 
 :func:`train_prompts` runs one configuration (:class:`PromptsConfig`); :data:`MITIGATIONS` names
@@ -36,6 +38,8 @@ __all__ = [
     "MITIGATIONS",
     "compare_mitigations",
     "summarise_runs",
+    "OPTIMIZERS",
+    "mean_abs_advantage",
 ]
 
 
@@ -141,7 +145,8 @@ class PromptsConfig:
     """Hyperparameters of :func:`train_prompts`.
 
     G: answers per prompt. batch: prompts per step (drawn without replacement from the set).
-    steps: optimisation steps. lr: SGD learning rate on the logits.
+    steps: optimisation steps. lr: learning rate on the logits. optimizer: ``"sgd"`` (plain
+    gradient steps) or ``"adam"`` (torch's Adam with its defaults, betas 0.9 / 0.999, eps 1e-8).
     advantages: a name of :data:`grpo_core.ADVANTAGE_ESTIMATORS`: ``"grpo"``
     (:func:`grpo_core.group_advantages`), ``"threshold"`` (:func:`grpo_core.threshold_advantages`),
     ``"global-baseline"`` (:func:`grpo_core.global_baseline_advantages` with a
@@ -162,6 +167,7 @@ class PromptsConfig:
     batch: int = 16
     steps: int = 150
     lr: float = 2.0
+    optimizer: str = "sgd"
     advantages: str = "grpo"
     scale: str = "group"
     std: str = "population"
@@ -183,10 +189,15 @@ class PromptsConfig:
         if self.batch > n_prompts:
             raise ValueError(f"`batch` ({self.batch}) must not exceed the number of prompts ({n_prompts}).")
         check_choice(self.advantages, "advantages", ADVANTAGE_ESTIMATORS)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         for name in ("lr", "eps", "std_floor", "noise", "low_std", "beta"):
             check_nonneg_number(getattr(self, name), name)
         if not isinstance(self.dynamic_sampling, bool):
             raise ValueError(f"`dynamic_sampling` must be True or False; got {self.dynamic_sampling!r}.")
+
+
+#: The optimisers of :func:`train_prompts`.
+OPTIMIZERS = {"sgd": "logits -= lr * gradient", "adam": "torch.optim.Adam(lr=lr), its default betas and eps"}
 
 
 def _advantages(rewards: torch.Tensor, cfg: PromptsConfig, baseline: RunningBaseline) -> torch.Tensor:
@@ -217,7 +228,8 @@ def train_prompts(prompts: PromptSet, config: PromptsConfig | None = None) -> di
     hides from ``zero_std``), ``group_std`` (mean within-group reward std of the sampled groups),
     ``informative`` (share of sampled groups whose answers differ in correctness),
     ``with_gradient`` (share of the groups in the update whose advantages are not all zero),
-    ``samples`` (answers sampled so far, dropped groups included); and ``final_success`` (the
+    ``samples`` (answers sampled so far, dropped groups included), ``mean_abs_adv`` (mean |A|
+    over the answers in the update, flat groups' zeros included); and ``final_success`` (the
     per-prompt success rates at the end, a list of P floats) and ``logits`` (the final logits,
     nested lists ``[P][K]``).
     """
@@ -225,10 +237,11 @@ def train_prompts(prompts: PromptSet, config: PromptsConfig | None = None) -> di
     cfg.check(prompts.n_prompts)
     P, G = prompts.n_prompts, cfg.G
     logits = prompts.ref_logits.detach().clone().requires_grad_(True)
+    adam = torch.optim.Adam([logits], lr=cfg.lr, foreach=False) if cfg.optimizer == "adam" else None
     ref_logp_all = _log_softmax(prompts.ref_logits)
     gen = torch.Generator().manual_seed(cfg.seed)
     baseline = RunningBaseline(cfg.momentum)
-    keys = ("success", "zero_std", "low_std", "group_std", "informative", "with_gradient", "samples")
+    keys = ("success", "zero_std", "low_std", "group_std", "informative", "with_gradient", "samples", "mean_abs_adv")
     hist: dict[str, list] = {k: [] for k in keys}
     samples = 0
 
@@ -269,10 +282,12 @@ def train_prompts(prompts: PromptSet, config: PromptsConfig | None = None) -> di
 
         if idx.numel() == 0:
             hist["with_gradient"].append(0.0)
+            hist["mean_abs_adv"].append(0.0)
             hist["success"].append(float(success_rates(logits, prompts).mean()))
             continue
         adv = _advantages(rewards, cfg, baseline)
         hist["with_gradient"].append(float((adv != 0).any(dim=1).double().mean()))
+        hist["mean_abs_adv"].append(float(adv.abs().mean()))
         n = idx.numel() * G
         flat_idx, flat_ans = idx.repeat_interleave(G), ans.reshape(n)
         logp = _log_softmax(logits)[flat_idx, flat_ans][:, None]
@@ -282,8 +297,12 @@ def train_prompts(prompts: PromptSet, config: PromptsConfig | None = None) -> di
             beta=cfg.beta,
         )
         (grad,) = torch.autograd.grad(loss, logits)
-        with torch.no_grad():
-            logits -= cfg.lr * grad
+        if adam is not None:
+            logits.grad = grad
+            adam.step()
+        else:
+            with torch.no_grad():
+                logits -= cfg.lr * grad
         hist["success"].append(float(success_rates(logits, prompts).mean()))
     hist["final_success"] = success_rates(logits, prompts).tolist()
     hist["logits"] = logits.detach().tolist()
@@ -363,3 +382,12 @@ def summarise_runs(runs: list[dict], prompts: PromptSet, *, budget: float | None
             h["success"][-1] if budget is None else _success_at(h, budget, start) for h in runs
         ),
     }
+
+
+def mean_abs_advantage(histories: list[dict]) -> float:
+    """Mean |A| per answer in the updates of a configuration's runs (one history per seed),
+    averaged over steps and seeds: the size of the signal an SGD step is proportional to."""
+    if not histories:
+        raise ValueError("`histories` is empty; pass the histories of at least one seed.")
+    values = [v for h in histories for v in h["mean_abs_adv"]]
+    return sum(values) / len(values)

@@ -36,6 +36,9 @@ CURVES = {
     "zero_std_frac": "share of groups with no spread",
     "clip_frac": "share of tokens clipped",
     "grad_norm": "gradient norm (before clipping)",
+    "completion_len": "mean answer length (tokens)",
+    "len_right": "mean length of the right answers (tokens)",
+    "len_wrong": "mean length of the wrong answers (tokens)",
 }
 
 

@@ -7,6 +7,10 @@ split deterministically: one in ten is held out for evaluation and never sampled
 
 - :class:`SortTask`: ``"31415>"`` -> ``"11345<eos>"``, sort ``n_digits`` digits.
 - :class:`AddTask`: ``"47+85="`` -> ``"132<eos>"``, add two numbers below 100.
+- :class:`SortWorkTask`: sort, and the answer may be followed by up to ``max_work`` optional
+  "working" tokens ``=`` before ``<eos>`` (``"31415>"`` -> ``"11345===<eos>"`` is right too): a
+  task whose right and wrong answers can be long or short, for the length dynamics of the
+  aggregation modes.
 
 ``demonstrations`` returns answers with errors (one digit replaced by another with probability
 ``error_rate``): the supervised warm-up on them gives the trainer's "base model" a policy that is
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Tokenizer", "TOKENIZER", "Task", "SortTask", "AddTask", "TASKS", "make_task"]
+__all__ = ["Tokenizer", "TOKENIZER", "Task", "SortTask", "AddTask", "SortWorkTask", "TASKS", "make_task"]
 
 
 class Tokenizer:
@@ -131,6 +135,10 @@ class Task:
         c = completions[:, : self.max_new_tokens]
         return ((c == target) | ~relevant).all(dim=1).float()
 
+    def demo_lengths(self, ids: torch.Tensor, demos: torch.Tensor) -> torch.Tensor:
+        """Real tokens of each demonstration of ``ids`` (``<eos>`` included): the warm-up's mask."""
+        return self.targets(ids)[1]
+
     def demonstrations(self, ids: torch.Tensor, error_rate: float, generator: torch.Generator) -> torch.Tensor:
         """Answers with ``<eos>``; with probability ``error_rate`` one answer digit is replaced by
         another digit (never by itself), so the demonstration is wrong."""
@@ -217,7 +225,59 @@ class AddTask(Task):
         return out, length
 
 
-TASKS = {"sort": SortTask, "add": AddTask}
+@dataclass(frozen=True)
+class SortWorkTask(SortTask):
+    """Sort ``n_digits`` digits; the answer may be followed by 0 to ``max_work`` working tokens ``=``.
+
+    A completion is right when its first ``n_digits`` tokens are the sorted digits, every token
+    after them up to the first ``<eos>`` is ``=``, and that ``<eos>`` comes within the limit
+    (``n_digits + max_work + 1`` tokens). The working tokens change nothing about correctness, so
+    the length of an answer is free, and what happens to it over training is the aggregation's
+    doing. Demonstrations carry a number of working tokens drawn uniformly from ``0..max_work``.
+    """
+
+    max_work: int = 6
+    name = "sort-work"
+
+    def __post_init__(self):
+        if isinstance(self.max_work, bool) or not isinstance(self.max_work, int) or self.max_work < 0:
+            raise ValueError(f"`max_work` must be an int >= 0 (the most working tokens); got {self.max_work!r}.")
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.n_digits + self.max_work + 1
+
+    def reward(self, ids: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
+        n = self.n_digits
+        digits, _ = self._answers(ids.to("cpu").long())
+        c = completions[:, : self.max_new_tokens]
+        digits_ok = (c[:, :n] == digits.to(c.device)).all(dim=1)
+        rest = c[:, n:]
+        is_eos = rest == TOKENIZER.eos_id
+        before_eos = is_eos.long().cumsum(dim=1) == 0
+        work_ok = ((rest == TOKENIZER.stoi["="]) | ~before_eos).all(dim=1)
+        return (digits_ok & work_ok & is_eos.any(dim=1)).float()
+
+    def demonstrations(self, ids: torch.Tensor, error_rate: float, generator: torch.Generator) -> torch.Tensor:
+        """Sorted digits (one replaced with probability ``error_rate``), then ``k ~ U{0..max_work}``
+        working tokens, then ``<eos>``: ``[n, max_new_tokens]``."""
+        short = SortTask(self.n_digits).demonstrations(ids, error_rate, generator)[:, : self.n_digits]
+        n = short.shape[0]
+        k = torch.randint(0, self.max_work + 1, (n,), generator=generator)
+        out = torch.full((n, self.max_new_tokens), TOKENIZER.pad_id, dtype=torch.long)
+        out[:, : self.n_digits] = short
+        pos = torch.arange(self.max_new_tokens - self.n_digits)[None, :]
+        tail = torch.where(pos < k[:, None], TOKENIZER.stoi["="], TOKENIZER.pad_id)
+        tail = torch.where(pos == k[:, None], TOKENIZER.eos_id, tail)
+        out[:, self.n_digits :] = tail
+        return out
+
+    def demo_lengths(self, ids: torch.Tensor, demos: torch.Tensor) -> torch.Tensor:
+        """Real tokens of each demonstration (up to and including its ``<eos>``)."""
+        return (demos == TOKENIZER.eos_id).long().argmax(dim=1) + 1
+
+
+TASKS = {"sort": SortTask, "add": AddTask, "sort-work": SortWorkTask}
 
 
 def make_task(name: str, **kwargs) -> Task:

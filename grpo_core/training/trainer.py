@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -47,6 +48,7 @@ from ..advantages import ADVANTAGE_ESTIMATORS, compute_advantages
 from ..kl import KL_ESTIMATORS, kl_estimate
 from ..kl_control import AdaptiveKLController
 from ..objective import AGGREGATIONS, RATIO_LEVELS, grpo_loss
+from ..presets import LOSS_PRESETS, preset_loss, preset_settings
 from ..ppo import gae, token_rewards, value_loss, whiten
 from ..shaping import dynamic_sampling_keep, overlong_penalty, truncated
 from .cache import cache_dir
@@ -57,8 +59,10 @@ __all__ = ["GRPOConfig", "GRPOTrainer", "PPOTrainer", "make_trainer", "gpu_confi
            "pick_device", "pretrain_base", "evaluate", "ALGOS", "LR_SCHEDULES"]
 
 #: The advantage estimators the trainer can use: those of :data:`grpo_core.ADVANTAGE_ESTIMATORS`
-#: that need no option (the collapse mitigations that need a threshold or a baseline do).
-ADVANTAGE_MODES = tuple(name for name, est in ADVANTAGE_ESTIMATORS.items() if not est.required)
+#: that need no option, or only the completion mask, which the trainer passes (verl's
+#: ``reinforce_plus_plus``, per-token advantages whitened over the batch); the collapse
+#: mitigations that need a threshold or a baseline are not among them.
+ADVANTAGE_MODES = tuple(name for name, est in ADVANTAGE_ESTIMATORS.items() if set(est.required) <= {"mask"})
 
 #: Learning-rate schedules over the ``steps`` of a run.
 LR_SCHEDULES = {
@@ -106,6 +110,13 @@ class _threads:
             torch.set_num_threads(self.before)
 
 
+def _mean_where(values: torch.Tensor, where: torch.Tensor) -> float:
+    """Mean of ``values[where]``; NaN when nothing is selected."""
+    where = where.to(values.device)
+    n = int(where.sum())
+    return float(values[where].float().sum() / n) if n else float("nan")
+
+
 def pick_device(device: str | None = None) -> torch.device:
     """``device`` if given (it must exist here; see :func:`grpo_core._checks.check_device`), else
     CUDA when available, else CPU."""
@@ -131,12 +142,19 @@ class GRPOConfig:
     for GSPO), ``mask_truncated`` (DAPO: answers without an end token are left out of the loss),
     ``overlong_cache`` (DAPO's soft length penalty over the last ``overlong_cache`` tokens before
     the limit, depth ``overlong_factor``; 0 = off).
+    ``loss_preset``: a name of :data:`grpo_core.LOSS_PRESETS` (a framework's loss: CISPO, SAPO,
+    GMPO, verl's dual clip, ...); the policy loss is then :func:`grpo_core.preset_loss` with that
+    preset's own settings and ``loss_overrides`` (grpo_core keywords the preset accepts), and the
+    fields ``eps_low``, ``eps_high``, ``agg`` and ``ratio_level`` are not used (``beta`` and
+    ``kl`` are passed only when ``beta > 0``). None: :func:`grpo_core.grpo_loss` with the fields.
     ``algo`` ("grpo", "rloo" or "ppo", see :data:`ALGOS`); "rloo" overrides ``advantages``. PPO
     draws ``prompts_per_step * G`` distinct prompts with one answer each (the same number of
     samples), and uses ``gamma``, ``gae_lambda``, ``value_lr`` and ``value_clip`` for its critic;
     with PPO, ``beta`` is a per-token KL penalty in the reward. ``task_size``: the number of digits
     to sort (None: 5); only for the sort task. ``threads``: CPU threads torch may use while this
     trainer works (warm-up, steps, evaluation; restored afterwards); None leaves torch's setting.
+    ``seed`` seeds the run and, unless ``base_seed`` is given, the base model's warm-up: several
+    seeds with one ``base_seed`` are several runs of RL from the same base model.
     One is as fast as two for a model this small and stays fast when other work shares the cores,
     where two threads wait on each other (5-10x slower steps on a busy 2-core machine).
     """
@@ -165,6 +183,8 @@ class GRPOConfig:
     mask_truncated: bool = False
     overlong_cache: int = 0
     overlong_factor: float = 1.0
+    loss_preset: str | None = None
+    loss_overrides: dict | None = None
     temperature: float = 1.0
     max_new_tokens: int | None = None
     d_model: int = 64
@@ -180,6 +200,7 @@ class GRPOConfig:
     value_lr: float = 1e-3
     value_clip: float = 0.2
     seed: int = 0
+    base_seed: int | None = None
     device: str | None = None
     threads: int | None = 1
 
@@ -188,8 +209,8 @@ class GRPOConfig:
         check_choice(self.algo, "algo", ALGOS)
         check_choice(self.task, "task", TASKS)
         if self.task_size is not None:
-            if self.task != "sort":
-                raise ValueError(f"`task_size` applies to the sort task only; got task={self.task!r}.")
+            if self.task not in ("sort", "sort-work"):
+                raise ValueError(f"`task_size` applies to the sort task only (and sort-work); got task={self.task!r}.")
             check_int(self.task_size, "task_size", 2, " (the number of digits to sort)")
         check_group_size(self.G, "G")
         for name in ("steps", "prompts_per_step", "mu", "minibatches", "sft_batch", "eval_size", "max_resample",
@@ -197,6 +218,8 @@ class GRPOConfig:
             check_int(getattr(self, name), name)
         check_int(self.sft_steps, "sft_steps", 0)
         check_seed(self.seed)
+        if self.base_seed is not None:
+            check_seed(self.base_seed, "base_seed")
         if self.d_model % self.n_heads:
             raise ValueError(f"`d_model`={self.d_model} must be a multiple of `n_heads`={self.n_heads} "
                              f"(each head gets d_model / n_heads dimensions).")
@@ -222,6 +245,14 @@ class GRPOConfig:
         check_bool(self.dynamic_sampling, "dynamic_sampling")
         check_bool(self.mask_truncated, "mask_truncated")
         check_int(self.overlong_cache, "overlong_cache", 0)
+        if self.loss_overrides is not None and not isinstance(self.loss_overrides, dict):
+            raise ValueError(f"`loss_overrides` must be a dict of grpo_loss keywords or None; got {self.loss_overrides!r}.")
+        if self.loss_preset is None:
+            if self.loss_overrides:
+                raise ValueError("`loss_overrides` needs a `loss_preset` (the fields set grpo_loss's keywords directly).")
+        else:
+            check_choice(self.loss_preset, "loss_preset", LOSS_PRESETS)
+            preset_settings(self.loss_preset, **self.loss_settings(self.max_new_tokens or 1))
         if self.threads is not None:
             check_int(self.threads, "threads", 1, " (CPU threads torch may use; None leaves torch's setting)")
         self.make_task()
@@ -233,7 +264,15 @@ class GRPOConfig:
     def loss_settings(self, max_len: int, beta: float | None = None) -> dict:
         """The keywords the trainer passes to its ``loss_fn`` (:func:`grpo_core.grpo_loss`) for this
         configuration: the clip range, ``beta`` (default ``self.beta``), the KL estimator, the
-        aggregation with its constant ``max_len`` (the generation limit) and the ratio level."""
+        aggregation with its constant ``max_len`` (the generation limit) and the ratio level.
+        With a ``loss_preset`` (``loss_fn`` is then :func:`grpo_core.preset_loss` of it): only
+        ``loss_overrides``, and ``beta`` and ``kl`` when beta > 0."""
+        if self.loss_preset is not None:
+            out = dict(self.loss_overrides or {})
+            b = self.beta if beta is None else beta
+            if b > 0:
+                out.update(beta=b, kl=self.kl)
+            return out
         return dict(eps_low=self.eps_low, eps_high=self.eps_high, beta=self.beta if beta is None else beta,
                     kl=self.kl, agg=self.agg, max_len=max_len, ratio_level=self.ratio_level)
 
@@ -274,15 +313,16 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
     task = cfg.make_task()
     mcfg = cfg.model_config(task)
     device = pick_device(cfg.device)
+    seed = cfg.seed if cfg.base_seed is None else cfg.base_seed
     keys = dict(task=cfg.task, model=dataclasses.asdict(mcfg), steps=cfg.sft_steps, batch=cfg.sft_batch,
-                lr=cfg.sft_lr, err=cfg.sft_error_rate, seed=cfg.seed, v=1)
+                lr=cfg.sft_lr, err=cfg.sft_error_rate, seed=seed, v=1)
     if cfg.task_size is not None:
         keys["size"] = cfg.task_size
     if device.type != "cpu":  # a GPU warm-up gives (slightly) different weights
         keys["device"] = device.type
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"base-{cfg.task}-{digest}.pt"
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     model = TinyGPT(mcfg)
     if use_cache and path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -300,12 +340,12 @@ def pretrain_base(cfg: GRPOConfig, *, use_cache: bool = True, log=None) -> TinyG
 
 def _warm_up(cfg: GRPOConfig, task: Task, model: TinyGPT, device, log) -> None:
     model.to(device)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed((cfg.seed if cfg.base_seed is None else cfg.base_seed) + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
     for it in range(cfg.sft_steps):
         ids = task.sample_ids(cfg.sft_batch, gen)
         prompts, demos = task.prompts(ids).to(device), task.demonstrations(ids, cfg.sft_error_rate, gen).to(device)
-        _, length = task.targets(ids)
+        length = task.demo_lengths(ids, demos)
         mask = (torch.arange(task.max_new_tokens)[None, :] < length[:, None]).to(device)
         logp = token_logprobs(model, prompts, demos)
         loss = -(logp * mask).sum() / mask.sum()
@@ -356,7 +396,7 @@ class GRPOTrainer:
         #: The policy loss, called as ``loss_fn(logp, old_logp, ref_logp, advantages, mask, **settings)``
         #: and returning ``(loss, metrics)`` like :func:`grpo_core.grpo_loss`, the default. Assign
         #: another function (e.g. one that records its inputs) to change or inspect the update.
-        self.loss_fn = grpo_loss
+        self.loss_fn = grpo_loss if cfg.loss_preset is None else functools.partial(preset_loss, cfg.loss_preset)
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.sample_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 11)
         self.kl_ctl = (AdaptiveKLController(init_beta=max(cfg.beta, 1e-3), target=cfg.kl_target)
@@ -394,10 +434,15 @@ class GRPOTrainer:
                                                self.cfg.overlong_factor).to(rewards.device)
         return dict(ids=ids, prompts=prompts, comp=comp, mask=mask, rewards=rewards, score=score)
 
-    def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
+    def advantages(self, rewards: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """One advantage per completion from its group's rewards: ``cfg.advantages`` (a name of
-        :data:`grpo_core.ADVANTAGE_ESTIMATORS`; ``algo="rloo"`` uses ``"rloo"``)."""
+        :data:`grpo_core.ADVANTAGE_ESTIMATORS`; ``algo="rloo"`` uses ``"rloo"``). An estimator
+        that needs the completion ``mask`` (per-token advantages, ``[N, C]``) gets it."""
         mode = "rloo" if self.cfg.algo == "rloo" else self.cfg.advantages
+        if "mask" in ADVANTAGE_ESTIMATORS[mode].required:
+            if mask is None:
+                raise ValueError(f"`mask` is needed: advantage estimator {mode!r} works on the completion tokens.")
+            return compute_advantages(mode, rewards, self.cfg.G, mask=mask)
         return compute_advantages(mode, rewards, self.cfg.G)
 
     def _batch(self) -> tuple[dict, float]:
@@ -429,6 +474,9 @@ class GRPOTrainer:
 
     def _prepare(self, batch: dict, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, beta: float) -> dict:
         """What the update needs besides the batch: here the advantages, one per completion."""
+        mode = "rloo" if self.cfg.algo == "rloo" else self.cfg.advantages
+        if "mask" in ADVANTAGE_ESTIMATORS[mode].required:
+            return {"adv": self.advantages(batch["score"], batch["mask"].float()).to(self.device)}
         return {"adv": self.advantages(batch["score"]).to(self.device)}
 
     def _policy_beta(self, beta: float) -> float:
@@ -550,6 +598,9 @@ class GRPOTrainer:
             "lr": lr,
             "entropy": entropy,  # per token, of the sampling policy (the updated one without entropy_from_update)
             "completion_len": float(mask.sum(1).mean()),
+            # mean length (tokens, <eos> included) of the right and of the wrong answers (NaN: none)
+            "len_right": _mean_where(mask.sum(1), rewards > 0.5),
+            "len_wrong": _mean_where(mask.sum(1), rewards <= 0.5),
             "truncated_frac": float(truncated(comp, batch["mask"], TOKENIZER.eos_id).float().mean()),
             "samples": self.samples,
             "rollout_s": t_rollout,

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from .trainer import GRPOConfig
 
-__all__ = ["FrameworkSetting", "Variant", "VARIANTS", "variant_config"]
+__all__ = ["FrameworkSetting", "Variant", "VARIANTS", "variant_config", "PresetVariant", "PRESET_VARIANTS",
+           "comparison_configs"]
 
 EXACT = "exact"
 
@@ -165,8 +166,84 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+@dataclass(frozen=True)
+class PresetVariant:
+    """A 2025-26 loss or advantage that TRL 1.16 or verl 0.9.1 ships, run by the trainer through
+    the conformance presets: ``overrides`` of :class:`GRPOConfig` (a ``loss_preset`` of
+    :data:`grpo_core.LOSS_PRESETS` with its ``loss_overrides``, or an ``advantages`` name of
+    :data:`grpo_core.ADVANTAGE_ESTIMATORS`); ``changes``: what and why, one line each; ``preset``:
+    the preset or estimator, proved equal to the framework's code by ``make conformance``;
+    ``paper``: a citation key of ``references.bib`` or an arXiv number."""
+
+    name: str
+    overrides: dict
+    changes: tuple
+    preset: str
+    paper: str
+
+
+#: Losses that differ from GRPO's only off-policy run with 4 minibatches per batch, as GSPO does
+#: (with one optimizer step per rollout every one of them is GRPO's gradient up to the aggregation).
+OFF_POLICY = {"minibatches": 4}
+
+PRESET_VARIANTS: dict[str, PresetVariant] = {
+    v.name: v
+    for v in (
+        PresetVariant(
+            "grpo-4mb", dict(OFF_POLICY),
+            ("GRPO with each batch split into 4 minibatches: the reference for the losses below",),
+            "the trainer's grpo_loss", "shao2024deepseekmath",
+        ),
+        PresetVariant(
+            "cispo", dict(OFF_POLICY, loss_preset="trl-cispo", loss_overrides={"eps_high": 4.0}),
+            ("-sg(min(ratio, 5)) A log pi: a detached, capped weight, so a clipped token keeps its gradient",
+             "TRL's documented epsilon_high=5.0; token-mean over the minibatch"),
+            "trl-cispo", "arXiv:2506.13585",
+        ),
+        PresetVariant(
+            "sapo", dict(OFF_POLICY, loss_preset="trl-sapo"),
+            ("a soft sigmoid gate instead of the clip, temperatures 1.0 (A > 0) and 1.05 (A < 0)",),
+            "trl-sapo", "arXiv:2511.20347",
+        ),
+        PresetVariant(
+            "gmpo", dict(OFF_POLICY, loss_preset="verl-geo_mean", loss_overrides={"eps_low": 0.4, "eps_high": 0.4}),
+            ("one ratio per answer, the geometric mean of its token ratios clipped in log space",
+             "clip range 0.4 (the GMPO paper's), mean over answers"),
+            "verl-geo_mean", "arXiv:2507.20673",
+        ),
+        PresetVariant(
+            "dual-clip", dict(OFF_POLICY, loss_preset="verl-vanilla", loss_overrides={"agg": "seq-mean-token-mean"}),
+            ("PPO's clip plus verl's dual clip c = 3: a bad answer's token loss is at most 3|A|",
+             "aggregated like GRPO (seq-mean-token-mean) so that only the clip differs"),
+            "verl-vanilla", "ye2020mastering",
+        ),
+        PresetVariant(
+            "batch-std", {"advantages": "trl-batch"},
+            ("group mean, but the std of the whole batch (TRL scale_rewards='batch'; Lite PPO's choice)",),
+            "trl-batch", "arXiv:2508.08221",
+        ),
+        PresetVariant(
+            "reinforce++", {"advantages": "verl-reinforce_plus_plus"},
+            ("no group baseline: every token's return whitened over the batch's tokens (verl reinforce_plus_plus)",),
+            "verl-reinforce_plus_plus", "arXiv:2501.03262",
+        ),
+    )
+}
+
+
 def variant_config(name: str, **overrides) -> GRPOConfig:
-    """A :class:`GRPOConfig` with variant ``name``'s settings, then ``overrides``."""
-    if name not in VARIANTS:
-        raise ValueError(f"`name`={name!r} is not known; choose one of {sorted(VARIANTS)}.")
-    return GRPOConfig(**{**VARIANTS[name].overrides, **overrides})
+    """A :class:`GRPOConfig` with the settings of variant ``name`` (a key of :data:`VARIANTS` or of
+    :data:`PRESET_VARIANTS`), then ``overrides``."""
+    if name in VARIANTS:
+        settings = VARIANTS[name].overrides
+    elif name in PRESET_VARIANTS:
+        settings = PRESET_VARIANTS[name].overrides
+    else:
+        raise ValueError(f"`name`={name!r} is not known; choose one of {sorted(VARIANTS) + sorted(PRESET_VARIANTS)}.")
+    return GRPOConfig(**{**settings, **overrides})
+
+
+def comparison_configs(**overrides) -> dict[str, GRPOConfig]:
+    """Every variant of :data:`VARIANTS` and :data:`PRESET_VARIANTS` as a :class:`GRPOConfig`, each
+    with ``overrides`` (the same budget for all): the extensions chapter's comparison."""
+    return {name: variant_config(name, **overrides) for name in (*VARIANTS, *PRESET_VARIANTS)}
