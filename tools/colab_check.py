@@ -278,6 +278,8 @@ def check_chapter(fe: Frontend, nb: dict, name: str, repo_url: str | None) -> di
             repo_url = None  # installed once, by the first chapter
         row["cells"] += 1
         outputs, errors = fe.execute(src)
+        if row["cells"] == 1:
+            row["setup"] = " ".join("".join(o.get("text", "")).strip() for o in outputs if o.get("name") == "stdout")
         row["errors"] += [f"cell {row['cells']}: {e}" for e in errors]
         row["stderr"] += sum(1 for o in outputs if o.get("name") == "stderr")
         for o in outputs:
@@ -290,6 +292,8 @@ def check_chapter(fe: Frontend, nb: dict, name: str, repo_url: str | None) -> di
             if e not in got:
                 row["errors"].append(f"cell {row['cells']}: explorer {e!r} shown but no static view in its output")
     row["display_updates"] = sum(fe.display_updates.values())
+    outputs, _ = fe.execute("import google.colab.output as _o; print(' '.join(_o.calls) or 'off')")
+    row["manager"] = "".join(o.get("text", "") for o in outputs).strip()  # before any live explorer
     row["explorers"] = len(shown)
     for fig in shown:
         ename = fig["layout"]["meta"]["grpo_explorer"]["name"]
@@ -351,8 +355,6 @@ def run_chapter(py: Path, path: Path, workdir: Path, env: dict, repo_url: str | 
             fe = Frontend(kc, timeout)
             nb = json.loads(path.read_text())
             row = check_chapter(fe, nb, path.stem, repo_url)
-            outputs, errors = fe.execute("import google.colab.output as _o; print(' '.join(_o.calls) or 'none')")
-            row["manager"] = "".join(o.get("text", "") for o in outputs).strip()
             row["orphans"] = fe.orphans
         finally:
             kc.stop_channels()
@@ -411,7 +413,7 @@ def main(argv=None) -> int:
             row = run_chapter(py, path, workdir, env, repo_url, args.timeout, log_dir)
             repo_url = None
             rows.append(row)
-            log(f"{path.name}: {row['seconds']:.0f} s, {len(row['errors'])} error(s)")
+            log(f"{path.name}: {row['seconds']:.0f} s, {len(row['errors'])} error(s); first cell printed: {row.get('setup')}")
     after = freeze(py)
     changed = [f"{n} {v} -> {after.get(n, 'removed')}" for n, v in before.items() if after.get(n) != v]
     added = [f"{n} {v}" for n, v in after.items() if n not in before and n != "grpo-core"]
@@ -429,7 +431,7 @@ def report(rows, changed, added, before, total_s, head, version) -> int:
     print(f"Colab check of commit {head[:10]}: Python {version}, torch {before.get('torch')}, numpy {before.get('numpy')}, plotly {before.get('plotly')}, "
           f"ipywidgets {before.get('ipywidgets')}, ipykernel {before.get('ipykernel')}, IPython {before.get('ipython')}")
     print()
-    print("| chapter | cells | errors | explorers (static) | static controls that change a frame | live controls that redraw (moves) | display updates | widget manager | seconds |")
+    print("| chapter | cells | errors | explorers (static) | static controls that change a frame | live controls that redraw (moves) | display updates | custom widget manager (chapter) | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     failed = bool(changed or added)
     for r in rows:
