@@ -184,3 +184,79 @@ def test_train_live_in_colab_uses_display_handles_not_widgets(colab, monkeypatch
     assert colab == []
     with pytest.raises(ValueError, match="`redraw_every`"):
         curves.train_live(cfg, redraw_every=0)
+
+
+# ------------------------------------------------------------------ the pins and tools/colab_check.py
+
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _colab_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colab_check", ROOT / "tools" / "colab_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pyproject_floors_admit_every_colab_version_of_the_pin_file():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    cc = _colab_check()
+    pins = cc.pins(ROOT / "requirements-colab.txt", [])
+    for name in ("numpy", "plotly", "ipywidgets", "anywidget", "ipykernel", "ipython", "traitlets", "torch"):
+        assert name in pins, name
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["book"]]
+    colab = {**pins, "torch": "2.11.0"}  # Colab's torch (the check runs 2.13.0 CPU)
+    for req in reqs:
+        assert req.specifier.contains(colab[cc.canon(req.name)], prereleases=True), (req, colab[cc.canon(req.name)])
+    assert "3.13" in __import__("packaging.specifiers", fromlist=["SpecifierSet"]).SpecifierSet(project["requires-python"])
+
+
+def test_colab_check_finds_a_static_control_that_selects_no_other_frame(not_colab):
+    cc = _colab_check()
+
+    def figure(a=1, kind="line"):  # ``kind`` changes nothing
+        return go.Figure(go.Scatter(x=[0, 1], y=[0, a]))
+
+    dead = Explorer("dead", "t", [Slider("a", 0, 2, 1, 1), Choice("kind", {"line": "line", "dots": "dots"}, "line")], figure)
+    figs = cc.static_views([{"data": {"text/html": StaticView(dead.static_figure()).html()}}])
+    assert cc.static_controls(figs[0]) == [("a", True), ("kind", False)]
+    figs = cc.static_views([{"data": {"text/html": StaticView(_toy().static_figure()).html()}}])
+    assert cc.static_controls(figs[0]) == [("a", True), ("kind", True)]
+
+
+def test_colab_check_moves_every_kind_of_control():
+    cc = _colab_check()
+    assert cc.moves({"_model_name": "FloatSliderModel", "min": 0.0, "max": 1.0, "value": 0.5}) == [{"value": 1.0}, {"value": 0.0}, {"value": 0.5}]
+    assert cc.moves({"_model_name": "IntSliderModel", "min": 2, "max": 16, "value": 16}) == [{"value": 2}, {"value": 16}]
+    assert cc.moves({"_model_name": "DropdownModel", "_options_labels": ["a", "b", "c"], "index": 1}) == [{"index": 0}, {"index": 2}, {"index": 1}]
+    assert cc.moves({"_model_name": "HTMLModel", "value": "x"}) == []
+
+
+def test_colab_check_routes_output_into_output_widgets_and_applies_display_updates():
+    cc = _colab_check()
+    fe = cc.Frontend(kc=None, timeout=1)
+
+    def msg(kind, content, parent="cell"):
+        return {"msg_type": kind, "content": content, "parent_header": {"msg_id": parent}}
+
+    own, errors = [], []
+    fe._handle(msg("comm_open", {"comm_id": "o", "target_name": "jupyter.widget", "data": {"state": {"_model_name": "OutputModel", "msg_id": ""}}}), "cell", own, errors)
+    fe._handle(msg("comm_msg", {"comm_id": "o", "data": {"method": "update", "state": {"msg_id": "move"}}}), "cell", own, errors)
+    fe._handle(msg("display_data", {"data": {"text/plain": "fig 1"}, "metadata": {}}, parent="move"), "move", [], errors)
+    fe._handle(msg("display_data", {"data": {"text/plain": "line 0"}, "metadata": {}, "transient": {"display_id": "d"}}), "cell", own, errors)
+    fe._handle(msg("update_display_data", {"data": {"text/plain": "line 1"}, "metadata": {}, "transient": {"display_id": "d"}}, parent="other"), "other", [], errors)
+    fe._handle(msg("error", {"ename": "ValueError", "evalue": "bad", "traceback": []}), "cell", own, errors)
+    assert fe.captured["o"][0]["data"] == {"text/plain": "fig 1"}
+    assert own[0]["data"] == {"text/plain": "line 1"} and fe.display_updates == {"d": 1}
+    assert errors == ["ValueError: bad"]
+    before = fe.view(["o"])
+    fe._handle(msg("clear_output", {"wait": True}, parent="move"), "move", [], errors)
+    assert fe.view(["o"]) != before
