@@ -179,8 +179,8 @@ def test_train_live_in_colab_uses_display_handles_not_widgets(colab, monkeypatch
     curves.train_live(cfg, redraw_every=2)
     line, view = handles
     assert [o.text.split()[1] for o in line.objs] == ["0/5", "1/5", "2/5", "3/5", "4/5", "5/5"]
-    assert all(isinstance(f, go.Figure) and not isinstance(f, go.FigureWidget) for f in view.objs)
-    assert [len(f.data[0].x or ()) for f in view.objs] == [0, 2, 4, 5]  # steps 2, 4 and the last
+    assert all(isinstance(b, _compat.Bundle) and type(b.figure) is go.Figure for b in view.objs)
+    assert [len(b.figure.data[0].x or ()) for b in view.objs] == [0, 2, 4, 5]  # steps 2, 4 and the last
     assert colab == []
     with pytest.raises(ValueError, match="`redraw_every`"):
         curves.train_live(cfg, redraw_every=0)
@@ -260,3 +260,27 @@ def test_colab_check_routes_output_into_output_widgets_and_applies_display_updat
     before = fe.view(["o"])
     fe._handle(msg("clear_output", {"wait": True}, parent="move"), "move", [], errors)
     assert fe.view(["o"]) != before
+
+
+def test_bundle_keeps_the_display_id_that_a_bare_plotly_figure_loses(monkeypatch):
+    """IPython drops ``display_id`` for objects with ``_ipython_display_`` (plotly figures have it):
+    the figure's update would append a second figure. The Bundle's output carries the id."""
+    import plotly.io as pio
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")
+    shell = InteractiveShell.instance()
+    published = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, metadata=None, **kw: published.append((sorted(data), kw.get("transient") or {}, kw.get("update", False))))
+    fig = go.Figure(go.Scatter(x=[0], y=[1]))
+    bare = display(fig, display_id=True)
+    bare.update(fig)
+    assert [p[1] for p in published] == [{}, {}]  # the id is lost: the "update" is a second figure
+    published.clear()
+    handle = display(_compat.Bundle(fig), display_id=True)
+    handle.update(_compat.Bundle(fig))
+    assert [p[2] for p in published] == [False, True]
+    assert published[0][1] == published[1][1] == {"display_id": handle.display_id}
+    assert "application/vnd.plotly.v1+json" in published[0][0]

@@ -137,6 +137,8 @@ class Frontend:
             if kind == "update_display_data":
                 did = content.get("transient", {}).get("display_id")
                 self.display_updates[did] = self.display_updates.get(did, 0) + 1
+                if did not in self.displays:
+                    errors.append(f"update_display_data for display {did!r}, which no output shows (the update is lost)")
                 for out in self.displays.get(did, []):
                     out["data"] = content["data"]
                 return

@@ -22,7 +22,7 @@ import os
 import re
 import uuid
 
-__all__ = ["MODE_ENV", "SHOW_MODES", "default_show_mode", "StaticView", "version_tuple", "major"]
+__all__ = ["MODE_ENV", "SHOW_MODES", "default_show_mode", "StaticView", "Bundle", "version_tuple", "major"]
 
 #: Environment variable that picks the explorers' display mode outside the book build.
 MODE_ENV = "GRPO_EXPLORER_MODE"
@@ -136,3 +136,20 @@ class StaticView:
     def _repr_mimebundle_(self, include=None, exclude=None):
         title = (self.figure.layout.title.text if hasattr(self.figure, "layout") else None) or "explorer"
         return {"text/html": self.html(), "text/plain": f"<static explorer: {title}>"}
+
+
+class Bundle:
+    """``fig`` as a plain rich output, for ``display(..., display_id=True)`` and ``handle.update``.
+
+    A plotly figure has ``_ipython_display_`` (plotly 5.24 through 7.x): IPython then lets the
+    figure show itself and drops ``display_id``, so a later ``handle.update(fig)`` appends a new
+    figure instead of replacing the shown one. This wrapper offers only the mime bundle of the
+    figure under plotly's current renderer (``colab`` in Colab), which IPython tags with the id.
+    """
+
+    def __init__(self, fig):
+        self.figure = fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = self.figure._repr_mimebundle_()
+        return bundle or {"text/plain": repr(self.figure)}

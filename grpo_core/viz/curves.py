@@ -135,9 +135,11 @@ def _train_handles(cfg: GRPOConfig, eval_every: int, metrics, redraw_every: int)
     """The Colab view of :func:`train_live`: two outputs updated through display handles."""
     from IPython.display import display
 
+    from ._compat import Bundle
+
     partial = _partial(cfg)
     line = display(_Line(f"step 0/{cfg.steps}"), display_id=True)
-    view = display(curves_figure({cfg.algo: partial}, metrics), display_id=True)
+    view = display(Bundle(curves_figure({cfg.algo: partial}, metrics)), display_id=True)
     t0 = time.perf_counter()
 
     def update(record, trainer):
@@ -145,6 +147,6 @@ def _train_handles(cfg: GRPOConfig, eval_every: int, metrics, redraw_every: int)
         line.update(_Line(f"step {step}/{cfg.steps}   reward {record['reward_mean']:.2f}   {time.perf_counter() - t0:.0f} s"))
         if step % redraw_every == 0 or step == cfg.steps:
             partial.history = trainer.history
-            view.update(curves_figure({cfg.algo: partial}, metrics))
+            view.update(Bundle(curves_figure({cfg.algo: partial}, metrics)))
 
     return run(cfg, eval_every=eval_every, callback=update)
