@@ -376,12 +376,15 @@ def main(argv=None) -> int:
     ap.add_argument("--pins", default=str(ROOT / "requirements-colab.txt"))
     ap.add_argument("--pin", action="append", default=[], help="override or add a pin, e.g. torch==2.11.0")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per cell or control move")
+    ap.add_argument("--build-only", action="store_true", help="build the environment and stop")
     ap.add_argument("chapters", nargs="*", help="notebooks (default: book/*.ipynb)")
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
     pin_file = Path(args.pins)
     py = build_venv(Path(args.venv).resolve(), args.python, pin_file, args.pin)
+    if args.build_only:
+        return 0
     subprocess.run([str(py), "-m", "pip", "uninstall", "-q", "-y", "grpo_core"], check=False, capture_output=True)
     before = freeze(py)
     wanted = pins(pin_file, args.pin)
