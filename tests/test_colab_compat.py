@@ -284,3 +284,13 @@ def test_bundle_keeps_the_display_id_that_a_bare_plotly_figure_loses(monkeypatch
     assert [p[2] for p in published] == [False, True]
     assert published[0][1] == published[1][1] == {"display_id": handle.display_id}
     assert "application/vnd.plotly.v1+json" in published[0][0]
+
+
+def test_static_wiring_binds_its_listeners_again_after_every_redraw():
+    """plotly.js 2.x (plotly 5.24, Colab's) drops the figure's event listeners inside Plotly.react:
+    before the fix, the first slider move worked and every later one did nothing (seen in headless
+    Chromium with plotly.js 2.35.2)."""
+    from grpo_core.viz.plots import _SCRIPT
+
+    assert "Plotly.react(el, frame.data, layout, fig.config).then(bind)" in _SCRIPT
+    assert _SCRIPT.count('removeListener("plotly_sliderchange", onSlider)') == 1
