@@ -15,7 +15,10 @@
    Then the live form (``show(mode="live")``, what a Colab reader can ask for) is displayed in the
    same kernel and every control is moved through the widget protocol (``comm_msg`` "update" with
    the new ``value`` or ``index``, as a browser sends it); the displayed output must change.
-5. Fails on any package that pip changed (freeze before and after), any error output, error reply
+5. Opens each chapter's static views, as the kernel emitted them, in headless Chromium (plotly.js of
+   the Colab environment's plotly served in place of the CDN) and clicks every slider and dropdown:
+   each must make the figure show another frame (``--no-browser`` skips this step).
+6. Fails on any package that pip changed (freeze before and after), any error output, error reply
    or traceback in the kernel's log, any explorer missing, and any control that changes nothing.
    Prints a table per chapter.
 
@@ -288,6 +291,9 @@ def check_chapter(fe: Frontend, nb: dict, name: str, repo_url: str | None) -> di
             if o.get("name") == "stderr":
                 log(f"  {name} cell {row['cells']} stderr: {o['text'].strip()[:300]}")
         shown += static_views(outputs)
+        row.setdefault("static_html", []).extend(
+            "".join(h) if isinstance(h, list) else h for h in (o.get("data", {}).get("text/html") for o in outputs)
+            if h and 'id="grpo-static-' in ("".join(h) if isinstance(h, list) else h))
         expected = re.findall(r'get_explorer\("([^"]+)"\)\.show\(\)', src)
         got = [f["layout"]["meta"]["grpo_explorer"]["name"] for f in static_views(outputs)]
         for e in expected:
@@ -336,6 +342,68 @@ def check_chapter(fe: Frontend, nb: dict, name: str, repo_url: str | None) -> di
     return row
 
 
+BROWSER_JS = """(sel) => { const el = document.querySelector(sel + ' .js-plotly-plot'); return el ? el.getAttribute('data-grpo-frame') : null; }"""
+
+
+def browser_check(rows: list, plotlyjs: Path, log_dir: Path) -> None:
+    """Each chapter's static views as Colab gets them, in headless Chromium: plotly.js is served from
+    the Colab environment's plotly in place of the CDN; every slider and dropdown is clicked and
+    must make the figure show another frame. Adds ``browser`` ("k/n") and errors to each row."""
+    from playwright.sync_api import sync_playwright
+
+    js = plotlyjs.read_text()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        for row in rows:
+            views = row.get("static_html", [])
+            if not views:
+                row["browser"] = "-"
+                continue
+            page_file = log_dir / f"{row['chapter']}.static.html"
+            page_file.write_text("<html><head><meta charset='utf-8'></head><body style='width:968px'>"
+                                 + "".join(f"<div class='cell' id='view{k}'>{h}</div>" for k, h in enumerate(views)) + "</body></html>")
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.route("https://cdn.plot.ly/**", lambda r: r.fulfill(status=200, content_type="application/javascript", body=js))
+            page.goto(page_file.as_uri())
+            page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length == {len(views)}", timeout=30000)
+            ok = total = 0
+            for k in range(len(views)):
+                sel = f"#view{k}"
+                for kind in ("slider", "menu"):
+                    css = f"{sel} .slider-rail-rect" if kind == "slider" else f"{sel} .updatemenu-header"
+                    for i in range(len(page.query_selector_all(css))):
+                        total += 1
+                        changed = False
+                        for where in (0.03, 0.97, "first", "last"):
+                            before = page.evaluate(BROWSER_JS, sel)
+                            handle = page.query_selector_all(css)[i]
+                            handle.scroll_into_view_if_needed()
+                            if kind == "slider" and isinstance(where, float):
+                                box = handle.bounding_box()
+                                page.mouse.click(box["x"] + box["width"] * where, box["y"] + box["height"] / 2)
+                            elif kind == "menu" and isinstance(where, str):
+                                handle.click()
+                                page.wait_for_timeout(100)
+                                buttons = page.query_selector_all(f"{sel} .updatemenu-dropdown-button")
+                                if not buttons:
+                                    continue
+                                (buttons[0] if where == "first" else buttons[-1]).click()
+                            else:
+                                continue
+                            page.wait_for_timeout(150)
+                            changed |= page.evaluate(BROWSER_JS, sel) != before
+                        ok += changed
+                        if not changed:
+                            row["errors"].append(f"browser: static view {k} {kind} {i} never changed the frame")
+            page.screenshot(path=str(log_dir / f"{row['chapter']}.static.png"), full_page=True)
+            row["errors"] += [f"browser: {e}" for e in errors]
+            row["browser"] = f"{ok}/{total}"
+            page.close()
+        browser.close()
+
+
 def run_chapter(py: Path, path: Path, workdir: Path, env: dict, repo_url: str | None, timeout: float, log_dir: Path) -> dict:
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
@@ -377,6 +445,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pin", action="append", default=[], help="override or add a pin, e.g. torch==2.11.0")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per cell or control move")
     ap.add_argument("--build-only", action="store_true", help="build the environment and stop")
+    ap.add_argument("--no-browser", action="store_true", help="skip clicking the static views in Chromium")
     ap.add_argument("chapters", nargs="*", help="notebooks (default: book/*.ipynb)")
     args = ap.parse_args(argv)
 
@@ -419,6 +488,9 @@ def main(argv=None) -> int:
             repo_url = None
             rows.append(row)
             log(f"{path.name}: {row['seconds']:.0f} s, {len(row['errors'])} error(s); first cell printed: {row.get('setup')}")
+    if not args.no_browser:
+        plotly_dir = sh([str(py), "-c", "import os, plotly; print(os.path.dirname(plotly.__file__))"]).strip()
+        browser_check(rows, Path(plotly_dir) / "package_data" / "plotly.min.js", log_dir)
     after = freeze(py)
     changed = [f"{n} {v} -> {after.get(n, 'removed')}" for n, v in before.items() if after.get(n) != v]
     added = [f"{n} {v}" for n, v in after.items() if n not in before and n != "grpo-core"]
@@ -436,15 +508,15 @@ def report(rows, changed, added, before, total_s, head, version) -> int:
     print(f"Colab check of commit {head[:10]}: Python {version}, torch {before.get('torch')}, numpy {before.get('numpy')}, plotly {before.get('plotly')}, "
           f"ipywidgets {before.get('ipywidgets')}, ipykernel {before.get('ipykernel')}, IPython {before.get('ipython')}")
     print()
-    print("| chapter | cells | errors | explorers (static) | static controls that change a frame | live controls that redraw (moves) | display updates | custom widget manager (chapter) | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| chapter | cells | errors | explorers (static) | static controls that change a frame | live controls that redraw (moves) | static controls that redraw in Chromium | display updates | custom widget manager (chapter) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     failed = bool(changed or added)
     for r in rows:
         bad = r["errors"] or r["static_dead"] or r["live_dead"]
         failed |= bool(bad)
         print(f"| {r['chapter']} | {r['cells']} | {len(r['errors'])} | {r['explorers']} | "
               f"{r['static_controls'] - len(r['static_dead'])}/{r['static_controls']} | "
-              f"{r['live_controls'] - len(r['live_dead'])}/{r['live_controls']} ({r['live_moves']}) | "
+              f"{r['live_controls'] - len(r['live_dead'])}/{r['live_controls']} ({r['live_moves']}) | {r.get('browser', 'skipped')} | "
               f"{r['display_updates']} | {r.get('manager', '?')} | {r['seconds']:.0f} |")
     print()
     for r in rows:
