@@ -393,8 +393,8 @@ class Explorer:
     def show(self, mode: str | None = None) -> None:
         """Display the explorer: ``mode="static"`` (the book's static explorer, plotly sliders over
         precomputed frames, no widgets), ``"live"`` (:meth:`live`), or None for the default of
-        :func:`grpo_core.viz._compat.default_show_mode`: static in the book build and in Colab,
-        live elsewhere (see the module doc)."""
+        :func:`grpo_core.viz._compat.default_show_mode`: static in Colab, live elsewhere. The book
+        build always shows the static figure, drawn by the book's renderer (see the module doc)."""
         from IPython.display import display
 
         from ._compat import SHOW_MODES, StaticView, default_show_mode
