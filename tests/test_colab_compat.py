@@ -56,21 +56,31 @@ def shown(monkeypatch):
     return out
 
 
+def _mode():
+    return default_show_mode(colab=interactive.in_colab(), book_build=interactive.in_book_build())
+
+
 def test_default_mode_is_static_in_colab_and_in_the_book_and_live_elsewhere(colab, monkeypatch):
-    assert default_show_mode() == "static"
+    assert _mode() == "static"
     monkeypatch.setenv(MODE_ENV, "live")  # a Colab reader who wants the widgets
-    assert default_show_mode() == "live"
+    assert _mode() == "live"
     monkeypatch.setenv(BOOK_BUILD_ENV, "1")  # the book build is static whatever the variable says
-    assert default_show_mode() == "static"
+    assert _mode() == "static"
 
 
 def test_default_mode_outside_colab_is_live_and_the_variable_is_checked(not_colab, monkeypatch):
-    assert default_show_mode() == "live"
+    assert _mode() == "live"
     monkeypatch.setenv(MODE_ENV, "STATIC ")
-    assert default_show_mode() == "static"
+    assert _mode() == "static"
     monkeypatch.setenv(MODE_ENV, "widgets")
     with pytest.raises(ValueError, match=MODE_ENV):
-        default_show_mode()
+        _mode()
+
+
+def test_show_follows_the_mode_variable_outside_colab(not_colab, shown, monkeypatch):
+    monkeypatch.setenv(MODE_ENV, "static")
+    _toy().show()
+    assert isinstance(shown[0], StaticView)
 
 
 def test_show_in_colab_displays_the_static_view_and_no_widget(colab, shown):

@@ -50,19 +50,19 @@ def major(module) -> int:
     return version_tuple(getattr(module, "__version__", "0"))[0]
 
 
-def default_show_mode() -> str:
+def default_show_mode(*, colab: bool, book_build: bool) -> str:
     """``"static"`` in the book build and in Colab, else ``"live"``; ``GRPO_EXPLORER_MODE``
-    (``static`` or ``live``) overrides it outside the book build."""
-    from .interactive import in_book_build, in_colab
-
-    if in_book_build():
+    (``static`` or ``live``) overrides it outside the book build. The caller says where it runs
+    (:func:`grpo_core.viz.interactive.in_colab`, :func:`~grpo_core.viz.interactive.in_book_build`),
+    so this module imports nothing of the explorers."""
+    if book_build:
         return "static"
     env = os.environ.get(MODE_ENV, "").strip().lower()
     if env:
         if env not in SHOW_MODES:
             raise ValueError(f"`{MODE_ENV}`={env!r} is not known; choose 'static' or 'live'.")
         return env
-    return "static" if in_colab() else "live"
+    return "static" if colab else "live"
 
 
 def plotlyjs_url() -> str:

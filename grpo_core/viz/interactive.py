@@ -403,7 +403,7 @@ class Explorer:
             raise ValueError(f"`mode`={mode!r} is not known; choose 'static', 'live' or None.")
         if in_book_build():
             display(self.static_figure())  # drawn by the book renderer (plots.BookRenderer)
-        elif (mode or default_show_mode()) == "static":
+        elif (mode or default_show_mode(colab=in_colab(), book_build=False)) == "static":
             display(StaticView(self.static_figure()))
         else:
             display(self.live().container)
