@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NBVAL := -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: venv book test bench bench-trl notebooks serve conformance-venv conformance
+.PHONY: venv book test bench bench-trl notebooks serve conformance-venv conformance colab-check
 
 # One pip command, so that pip resolves the torch pin of requirements.txt
 # together with the package's loose torch requirement.
@@ -60,6 +60,18 @@ bench: venv
 # (prints seconds per step, completion tokens per second, peak memory and `ratio ours/TRL`).
 bench-trl: conformance-venv
 	$(CONF_PY) benchmarks/bench_vs_trl.py
+
+# Every chapter on Colab's own packages (requirements-colab.txt, in .venv-colab: plotly 5.24.1,
+# ipywidgets 7.7.1, numpy 2.1.3, ...; Python 3.11 and CPU torch 2.13.0 here, Colab has 3.13 and
+# 2.11), installed the way the first cell does, with a stand-in google.colab; every explorer
+# control is moved through the widget protocol. Fails on any package pip changed, any error, any
+# control that changes nothing; prints a table. Colab's own interpreter and torch, for example:
+# make colab-check COLAB_PYTHON=python3.13 COLAB_VENV=.venv-colab313 COLAB_ARGS=--pin=torch==2.11.0
+COLAB_VENV ?= .venv-colab
+COLAB_PYTHON ?= python3
+COLAB_ARGS ?=
+colab-check: venv
+	OMP_NUM_THREADS=1 $(PY) tools/colab_check.py --python $(COLAB_PYTHON) --venv $(COLAB_VENV) $(COLAB_ARGS)
 
 notebooks: venv
 	$(PY) tools/refresh_notebooks.py

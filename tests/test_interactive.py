@@ -309,18 +309,16 @@ def test_live_explorer_updates_in_a_real_kernel():
     assert text.strip() == "figurewidget 1 True True"
 
 
-def test_notebook_setup_in_colab_enables_widgets_and_reports(fake_colab, capsys):
+def test_notebook_setup_in_colab_reports_static_explorers_and_leaves_the_manager_off(fake_colab, capsys):
     from grpo_core.viz import notebook_setup
     from grpo_core.viz.notebook import environment
 
     assert notebook_setup() is None
     out = capsys.readouterr().out
     env = environment()
-    assert env["colab"] and fake_colab == ["enabled"]
-    assert "Colab (custom widget manager on)" in out and f"torch {env['torch']}" in out
+    assert env["colab"] and fake_colab == []  # static explorers need no custom widget manager
+    assert "Colab (explorers static; show(mode='live') for widgets)" in out and f"torch {env['torch']}" in out
     assert "+" not in env["torch"]  # local build tags (+cpu, +cu121) are dropped: stable notebook output
-    notebook_setup(verbose=False)
-    assert fake_colab == ["enabled"]  # once per session
 
 
 def test_notebook_setup_outside_colab(monkeypatch, capsys):

@@ -14,7 +14,7 @@ import time
 
 from ..training.runs import CURVES, RunResult, run
 from ..training.trainer import GRPOConfig
-from .interactive import enable_colab_widgets, in_book_build, in_colab
+from .interactive import in_book_build, in_colab
 from .plots import fast_figure, style
 
 __all__ = ["curves_figure", "success_figure", "train_live"]
@@ -66,13 +66,20 @@ def success_figure(runs: dict, *, x: str = "samples", title: str | None = None):
 # ------------------------------------------------------------------------------------- live view
 
 
-def train_live(cfg: GRPOConfig, *, eval_every: int = 10, metrics=("reward_mean", "entropy", "zero_std_frac", "clip_frac")) -> RunResult:
-    """:func:`run` while showing a progress bar and the curves of ``metrics`` as they grow.
+def train_live(cfg: GRPOConfig, *, eval_every: int = 10, metrics=("reward_mean", "entropy", "zero_std_frac", "clip_frac"),
+               redraw_every: int = 20) -> RunResult:
+    """:func:`run` while showing its progress and the curves of ``metrics`` as they grow.
 
-    In Jupyter the curves are a ``FigureWidget`` updated after every step; in Colab they are
-    re-drawn every 5 steps. In the book build (or with no IPython kernel) nothing is shown while
-    training; afterwards, call :func:`curves_figure` on the result for the static figure.
+    - In Jupyter (not Colab): a progress bar and a ``FigureWidget`` updated after every step.
+    - In Colab: no widgets (Colab's custom widget manager is what fails there, see
+      :mod:`grpo_core.viz._compat`): a progress line and the curves as a plain plotly figure, two
+      outputs updated in place through display handles, the figure every ``redraw_every`` steps
+      and at the end.
+    - In the book build (or with no IPython kernel) nothing is shown while training; afterwards,
+      call :func:`curves_figure` on the result for the static figure.
     """
+    if not (isinstance(redraw_every, int) and redraw_every >= 1):
+        raise ValueError(f"`redraw_every` must be a whole number >= 1; got {redraw_every!r}.")
     try:
         from IPython import get_ipython
         kernel = get_ipython() is not None and hasattr(get_ipython(), "kernel")
@@ -80,25 +87,18 @@ def train_live(cfg: GRPOConfig, *, eval_every: int = 10, metrics=("reward_mean",
         kernel = False
     if in_book_build() or not kernel:
         return run(cfg, eval_every=eval_every)
+    if in_colab():
+        return _train_handles(cfg, eval_every, metrics, redraw_every)
 
     import ipywidgets as w
     import plotly.graph_objects as go
     from IPython.display import display
 
-    colab = in_colab()
-    if colab:
-        enable_colab_widgets()
     bar = w.IntProgress(value=0, min=0, max=cfg.steps, description="step 0", layout=w.Layout(width="60%"))
     label = w.Label("")
-    partial = RunResult(config=dataclasses.asdict(cfg), history=[], evals=[], wall_s=0.0, state={}, params=0,
-                        trainable_params=0, rollout_tokens=0, update_tokens=0)
-    if colab:
-        view = w.Output()
-        fig = None
-    else:
-        fig = go.FigureWidget(curves_figure({cfg.algo: partial}, metrics))
-        view = fig
-    display(w.VBox([w.HBox([bar, label]), view]))
+    partial = _partial(cfg)
+    fig = go.FigureWidget(curves_figure({cfg.algo: partial}, metrics))
+    display(w.VBox([w.HBox([bar, label]), fig]))
     t0 = time.perf_counter()
 
     def update(record, trainer):
@@ -106,14 +106,47 @@ def train_live(cfg: GRPOConfig, *, eval_every: int = 10, metrics=("reward_mean",
         bar.description = f"step {record['step']}"
         label.value = f"reward {record['reward_mean']:.2f}   {time.perf_counter() - t0:.0f} s"
         partial.history = trainer.history
-        if fig is not None:  # traces are in the order of ``metrics``
-            steps = [rec["step"] for rec in trainer.history]
-            with fig.batch_update():
-                for trace, m in zip(fig.data, metrics):
-                    trace.x, trace.y = steps, _finite(partial.series(m))
-        elif record["step"] % 5 == 0 or record["step"] == cfg.steps:
-            view.clear_output(wait=True)
-            with view:
-                display(curves_figure({cfg.algo: partial}, metrics))
+        steps = [rec["step"] for rec in trainer.history]
+        with fig.batch_update():  # traces are in the order of ``metrics``
+            for trace, m in zip(fig.data, metrics):
+                trace.x, trace.y = steps, _finite(partial.series(m))
+
+    return run(cfg, eval_every=eval_every, callback=update)
+
+
+def _partial(cfg: GRPOConfig) -> RunResult:
+    return RunResult(config=dataclasses.asdict(cfg), history=[], evals=[], wall_s=0.0, state={}, params=0,
+                     trainable_params=0, rollout_tokens=0, update_tokens=0)
+
+
+class _Line:
+    """A progress line for a display handle (plain text, and HTML for notebook front ends)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import html
+
+        return {"text/plain": self.text, "text/html": f"<pre style='margin:0'>{html.escape(self.text)}</pre>"}
+
+
+def _train_handles(cfg: GRPOConfig, eval_every: int, metrics, redraw_every: int) -> RunResult:
+    """The Colab view of :func:`train_live`: two outputs updated through display handles."""
+    from IPython.display import display
+
+    from ._compat import Bundle
+
+    partial = _partial(cfg)
+    line = display(_Line(f"step 0/{cfg.steps}"), display_id=True)
+    view = display(Bundle(curves_figure({cfg.algo: partial}, metrics)), display_id=True)
+    t0 = time.perf_counter()
+
+    def update(record, trainer):
+        step = record["step"]
+        line.update(_Line(f"step {step}/{cfg.steps}   reward {record['reward_mean']:.2f}   {time.perf_counter() - t0:.0f} s"))
+        if step % redraw_every == 0 or step == cfg.steps:
+            partial.history = trainer.history
+            view.update(Bundle(curves_figure({cfg.algo: partial}, metrics)))
 
     return run(cfg, eval_every=eval_every, callback=update)

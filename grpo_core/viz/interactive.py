@@ -8,7 +8,10 @@ function from control values to a plotly figure. :meth:`Explorer.show` picks how
   precomputed grid of the control values. Every grid point is a frame of the figure; a few lines
   of JavaScript in the book renderer (:mod:`grpo_core.viz.plots`) swap in the frame of the current
   combination when a control moves. No kernel, no network, no ipywidgets on the page.
-- **in a live kernel** (Jupyter, JupyterLab, VS Code, Colab): :meth:`Explorer.live`, ipywidgets
+- **in Colab**, and anywhere with ``show(mode="static")``: the same static figure as a ``text/html``
+  output that loads plotly.js itself (:class:`grpo_core.viz._compat.StaticView`), because Colab's
+  custom widget manager fails on what the live form needs (see :mod:`grpo_core.viz._compat`).
+- **in a live kernel** (Jupyter, JupyterLab, VS Code; Colab with ``mode="live"``): :meth:`Explorer.live`, ipywidgets
   controls that rebuild the figure on every change. Outside Colab the figure is a
   ``go.FigureWidget`` updated in place inside ``batch_update``; in Colab, where third-party
   widgets need the custom widget manager (enabled here) and ``FigureWidget`` is unreliable, the
@@ -387,12 +390,21 @@ class Explorer:
         (default: ``"rerender"`` in Colab, ``"figurewidget"`` elsewhere)."""
         return LiveExplorer(self, mode)
 
-    def show(self) -> None:
-        """Display the explorer the way the current environment supports (see the module doc)."""
+    def show(self, mode: str | None = None) -> None:
+        """Display the explorer: ``mode="static"`` (the book's static explorer, plotly sliders over
+        precomputed frames, no widgets), ``"live"`` (:meth:`live`), or None for the default of
+        :func:`grpo_core.viz._compat.default_show_mode`: static in Colab, live elsewhere. The book
+        build always shows the static figure, drawn by the book's renderer (see the module doc)."""
         from IPython.display import display
 
+        from ._compat import SHOW_MODES, StaticView, default_show_mode
+
+        if mode is not None and mode not in SHOW_MODES:
+            raise ValueError(f"`mode`={mode!r} is not known; choose 'static', 'live' or None.")
         if in_book_build():
-            display(self.static_figure())
+            display(self.static_figure())  # drawn by the book renderer (plots.BookRenderer)
+        elif (mode or default_show_mode(colab=in_colab(), book_build=False)) == "static":
+            display(StaticView(self.static_figure()))
         else:
             display(self.live().container)
 

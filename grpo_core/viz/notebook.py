@@ -1,9 +1,13 @@
 """The first cell of every chapter: :func:`notebook_setup`.
 
-After ``import grpo_core`` (installed from the repository by the same cell when missing), it turns
-on Colab's custom widget manager when running in Colab, so that the chapter's ipywidgets and
-plotly ``FigureWidget`` display, and prints what the chapter runs on: the versions of the
-libraries that matter for its numbers and whether a GPU is present.
+After ``import grpo_core`` (installed from the repository by the same cell when missing), it prints
+what the chapter runs on: the versions of the libraries that matter for its numbers, whether a GPU
+is present, and, in Colab, how the explorers are shown.
+
+In Colab the explorers are static (plotly sliders over precomputed frames) and the trainer's live
+view uses display handles, so nothing needs Colab's custom widget manager and this cell does not
+turn it on (see :mod:`grpo_core.viz._compat` for why). ``Explorer.show(mode="live")`` turns it on
+when a reader asks for the widgets.
 """
 
 from __future__ import annotations
@@ -36,16 +40,12 @@ def environment() -> dict:
 
 
 def notebook_setup(verbose: bool = True) -> None:
-    """Enable Colab's custom widget manager when in Colab; print :func:`environment` in one line.
+    """Print :func:`environment` in one line.
 
     Returns None, so that the first cell of a chapter shows the printed line only."""
-    from .interactive import enable_colab_widgets
-
     env = environment()
-    if env["colab"]:
-        enable_colab_widgets()
     if verbose:
         libs = ", ".join(f"{k} {env[k]}" for k in ("grpo_core", "torch", "plotly", "ipywidgets"))
         gpu = f"GPU: {env['gpu']}" if env["gpu"] else "no GPU (the CPU runs everything in this book)"
-        where = "Colab (custom widget manager on)" if env["colab"] else "not Colab"
+        where = "Colab (explorers static; show(mode='live') for widgets)" if env["colab"] else "not Colab"
         print(f"{libs} | {gpu} | {where}")

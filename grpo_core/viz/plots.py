@@ -110,16 +110,25 @@ _SCRIPT = """\
         return Object.assign({}, m, {active: state[which.menu[i]]});
       });
       el.setAttribute("data-grpo-frame", String(meta.frame_of[flat]));
-      window.Plotly.react(el, frame.data, layout, fig.config);
+      // plotly.js 2.x (plotly 5.24, Colab's) may redo the plot inside react and drop the
+      // listeners with it: bind them again, once, after every redraw.
+      window.Plotly.react(el, frame.data, layout, fig.config).then(bind);
     }
-    el.on("plotly_sliderchange", function (e) {
+    function onSlider(e) {
       state[which.slider[e.slider._index]] = e.step._index;
       redraw();
-    });
-    el.on("plotly_buttonclicked", function (e) {
+    }
+    function onMenu(e) {
       state[which.menu[e.menu._index]] = e.active;
       redraw();
-    });
+    }
+    function bind() {
+      el.removeListener("plotly_sliderchange", onSlider);
+      el.removeListener("plotly_buttonclicked", onMenu);
+      el.on("plotly_sliderchange", onSlider);
+      el.on("plotly_buttonclicked", onMenu);
+    }
+    bind();
   }
   var el = document.getElementById(id);
   if (window.Plotly) {
