@@ -111,7 +111,7 @@ class StaticView:
         self.figure = fig
 
     def html(self) -> str:
-        from .plots import _SCRIPT, _alt_text, _to_script_json
+        from .plots import _SCRIPT, _alt_text, _figure_json
 
         fig = self.figure.to_plotly_json() if hasattr(self.figure, "to_plotly_json") else dict(self.figure)
         div_id = STATIC_DIV_PREFIX + uuid.uuid4().hex
@@ -123,7 +123,7 @@ class StaticView:
             "config": {"responsive": True, "displaylogo": False},
         }
         height = layout.get("height") or 450
-        script = _SCRIPT % {"div_id": div_id, "fig_json": _to_script_json(figure)}
+        script = _SCRIPT % {"div_id": div_id, "fig_json": _figure_json(figure)}
         return (
             f'<div id="{div_id}" class="grpo-plotly" role="img" aria-label="{_alt_text(layout)}" '
             f'style="width:100%;height:{height}px;"></div>\n'

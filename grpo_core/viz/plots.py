@@ -215,6 +215,12 @@ def _delta_frames(figure: dict) -> dict:
     return {**figure, "layout": layout, "frames": frames}
 
 
+def _figure_json(figure: dict) -> str:
+    """The figure ``{data, layout, frames, config}`` as the inline JSON of :data:`_SCRIPT`
+    (explorer frames stored as differences, floats rounded, safe inside ``<script>``)."""
+    return _to_script_json(_delta_frames(_plain(figure)))
+
+
 def _to_script_json(obj) -> str:
     """Compact JSON of ``obj`` (floats to :data:`HTML_DIGITS` significant digits) that is safe
     inside an inline ``<script>`` element."""
@@ -280,7 +286,7 @@ class BookRenderer(MimetypeRenderer):
             f'<div id="{div_id}" class="grpo-plotly" role="img" aria-label="{_alt_text(layout)}" '
             f'style="width:{width};height:{height}px;"></div>\n'
             f'<script type="text/javascript">\n'
-            f"{_SCRIPT % {'div_id': div_id, 'fig_json': _to_script_json(_delta_frames(_plain(figure)))}}\n"
+            f"{_SCRIPT % {'div_id': div_id, 'fig_json': _figure_json(figure)}}\n"
             f"</script>"
         )
         return {"text/html": html}
