@@ -45,7 +45,7 @@ BOOK = ROOT / "book"
 # Chapters another branch is rewriting at the time this test was written; they are
 # reported (xfail with the offending lines) instead of failing the suite. Remove a name
 # once its chapter follows the table; an entry whose chapter passes shows as XPASS.
-PENDING: set[str] = {"collapse.ipynb", "trainer.ipynb", "extensions.ipynb"}
+PENDING: set[str] = set()
 
 _PI = re.compile(r"\\pi_(?:\{\\theta_\\text\{old\}\}|\\theta_\\text\{old\}|\\theta|\\text\{(old|ref)\}|\\mathrm\{(old|ref)\}|\{\\mathrm\{(old|ref)\}\}|\{\\text\{(old|ref)\}\}|(old|ref))")
 # A symbol being defined: \rho, \rho_{i,t}, r_t(\theta), \kappa(o), s_i ... followed by "=".

@@ -582,8 +582,13 @@ class GRPOTrainer:
                 entropy_tok = -(logp_all.exp() * logp_all).sum(-1)
             entropy = float((entropy_tok * mask).sum() / mask.sum())
             # KL(pi_old || pi_ref) per token, k3 on the sampled tokens: unbiased and never negative
-            kl_now = (float((kl_estimate(old_logp, ref_logp, "k3") * mask).sum() / mask.sum())
-                      if ref_logp is not None else float("nan"))
+            # (padding set to 0 first: kl_estimate refuses an overflowing gap, and padding is no answer's)
+            if ref_logp is not None:
+                real = mask > 0
+                k3 = kl_estimate(torch.where(real, old_logp, 0.0), torch.where(real, ref_logp, 0.0), "k3")
+                kl_now = float((k3 * mask).sum() / mask.sum())
+            else:
+                kl_now = float("nan")
         if self.kl_ctl is not None and not math.isnan(kl_now):
             self.kl_ctl.update(kl_now, 1)
         group = cfg.G if rewards.numel() % cfg.G == 0 and cfg.algo != "ppo" else 1
