@@ -31,11 +31,13 @@ book's pinned ``trl==1.16.0`` (``requirements.txt``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -77,6 +79,24 @@ _OFFLINE = dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLIN
 def offline() -> None:
     """Forbid every Hugging Face download in this process (the local path calls it)."""
     os.environ.update(_OFFLINE)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No progress bars, no deprecation warnings from transformers and trl while inside."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _check_trl() -> None:
@@ -192,8 +212,9 @@ def local_setup(task: str = "sort", *, n_digits: int = 3, n_prompts: int = 64, s
     model = tiny_llama(len(tok), seed=seed, **model_kwargs)
     _warm_up(model, t, warmup_steps, 64, warmup_lr, error_rate, seed)
     directory = directory or tempfile.mkdtemp(prefix="grpo_trl_check_")
-    model.save_pretrained(directory)
-    tok.save_pretrained(directory)
+    with _quiet():
+        model.save_pretrained(directory)
+        tok.save_pretrained(directory)
     ids = torch.unique(t.sample_ids(4 * n_prompts, torch.Generator().manual_seed(seed + 1)))[:n_prompts]
     ids = ids[torch.randperm(ids.numel(), generator=torch.Generator().manual_seed(seed + 2))]
     prompts = [TOKENIZER.decode(p) for p in t.prompts(ids)]
@@ -254,7 +275,8 @@ def hub_setup(model: str = HUB_MODEL, *, n_prompts: int = 256, seed: int = 0,
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model)
+    with _quiet():
+        tok = AutoTokenizer.from_pretrained(model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     rows = word_problems(n_prompts, seed=seed, conversational=tok.chat_template is not None)
@@ -395,13 +417,17 @@ def run_trl(setup: LocalSetup, loss_type: str = "dapo", *, max_steps: int = 2, n
     if device == "cpu":
         kw["bf16"] = False
     kw.update(config)
-    args = GRPOConfig(**kw)
-    cls = capturing_trainer_class()
-    trainer = cls(model=setup.model_path, reward_funcs=funcs, args=args, train_dataset=setup.dataset,
-                  processing_class=setup.tokenizer)
-    trainer.captures = []
-    t0 = time.perf_counter()
-    trainer.train()
+    from transformers import PrinterCallback
+
+    with _quiet():
+        args = GRPOConfig(**kw)
+        cls = capturing_trainer_class()
+        trainer = cls(model=setup.model_path, reward_funcs=funcs, args=args, train_dataset=setup.dataset,
+                      processing_class=setup.tokenizer)
+        trainer.remove_callback(PrinterCallback)  # TRL's metrics stay in trainer.state.log_history
+        trainer.captures = []
+        t0 = time.perf_counter()
+        trainer.train()
     return TrlRun(loss_type, trainer, args, trainer.captures, rewards, scored, time.perf_counter() - t0)
 
 
@@ -549,7 +575,8 @@ def initial_model(setup: LocalSetup):
     generation), loaded from its folder."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(setup.model_path)
+    with _quiet():
+        return AutoModelForCausalLM.from_pretrained(setup.model_path)
 
 
 def sampler_logps(model, cap: Capture, *, temperature: float = 1.0, dtype=torch.float32, noise: float = 0.0,
