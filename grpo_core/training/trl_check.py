@@ -241,7 +241,7 @@ def word_problems(n: int, *, seed: int = 0, conversational: bool = True) -> list
     out = []
     for _ in range(n):
         who, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-        a, b, c = rng.randint(2, 30), rng.randint(2, 20), rng.randint(2, 6)
+        a, b, c = rng.randint(7, 30), rng.randint(2, 20), rng.randint(2, 6)
         kind = rng.randrange(3)
         if kind == 0:
             text, ans = f"{who} has {a} {item} and buys {b} more, then gives away {c}. How many {item} now?", a + b - c
@@ -537,8 +537,8 @@ def agreement(run: TrlRun, **options) -> dict:
 
 
 def advantage_check(run: TrlRun, tokenizer, preset: str = "trl") -> float:
-    """Max |TRL's captured advantage - :func:`grpo_core.preset_advantages` (``preset``)| over the
-    run's captures, the groups rebuilt from the order TRL scored its completions (G consecutive
+    """Max |TRL's captured advantage - :func:`grpo_core.preset_advantages` (``preset``, applied to
+    each group of G rewards)| over the run's captures, the groups rebuilt from the order TRL scored its completions (G consecutive
     answers per prompt) and each captured row found by its prompt and completion (TRL shuffles the
     generation batch before it splits it; a pair scored in two generations may carry either
     advantage, and the nearer one counts). String prompts only."""
