@@ -27,6 +27,10 @@ LAYERS = ("core", "analysis", "training", "viz")
 WIDGETS = {"plotly", "ipywidgets", "IPython", "anywidget", "google", "ipykernel", "nbformat"}
 #: External packages each layer may import, besides the standard library.
 EXTERNAL = {"core": {"torch"}, "analysis": {"torch", "numpy"}, "training": {"torch", "numpy"}, "viz": None}
+#: Optional frameworks a module may import inside its functions only (never at module level), so
+#: that importing grpo_core still needs torch and NumPy alone: the TRL check of the chapter
+#: "Checking a real trainer".
+OPTIONAL = {"grpo_core.training.trl_check": {"trl", "transformers", "tokenizers", "datasets"}}
 #: Internal layers each layer may import.
 INTERNAL = {"core": {"core"}, "analysis": {"core", "analysis"}, "training": {"core", "training"}, "viz": set(LAYERS)}
 
@@ -100,9 +104,34 @@ def test_imports_follow_the_layers(module):
                 bad.append(f"line {line}: imports {target} ({layer_of(target)} layer)")
         elif top == "__future__" or top in sys.stdlib_module_names:
             continue
+        elif top in OPTIONAL.get(module, ()) and line not in module_level_lines(module):
+            continue
         elif EXTERNAL[layer] is not None and top not in EXTERNAL[layer]:
             bad.append(f"line {line}: imports {top}, which the {layer} layer must not")
     assert not bad, f"{module} ({layer} layer):\n" + "\n".join(bad)
+
+
+def module_level_lines(module: str) -> set[int]:
+    """Lines of the imports that run when ``module`` is imported (module level, or in a module-level
+    if/try/with block), as opposed to imports inside functions and classes."""
+    tree = ast.parse(MODULES[module].read_text())
+    lines, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            lines.add(node.lineno)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            todo += [n for field in ("body", "orelse", "finalbody") for n in getattr(node, field, [])]
+            todo += [n for h in getattr(node, "handlers", []) for n in h.body]
+    return lines
+
+
+def test_optional_frameworks_are_imported_inside_functions_only():
+    for module in OPTIONAL:
+        seen = {t.split(".")[0] for t, _ in imports_of(module)}
+        assert OPTIONAL[module] & seen, f"{module} no longer imports {OPTIONAL[module]}: drop it from OPTIONAL"
+        top = {t.split(".")[0] for t, line in imports_of(module) if line in module_level_lines(module)}
+        assert not top & OPTIONAL[module], f"{module} imports {top & OPTIONAL[module]} at module level"
 
 
 def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
