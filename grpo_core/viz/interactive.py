@@ -479,6 +479,7 @@ class LiveExplorer:
             views = [self.output]
             self._render()
         controls = w.HBox(list(self.controls.values()), layout=w.Layout(flex_flow="row wrap", width="100%"))
+        controls.add_class("grpo-live-controls")
         self.container = w.VBox([w.HTML(f"<b>{explorer.title}</b>"), controls, *views], layout=w.Layout(width="100%"))
         self.container.add_class("grpo-live")
         for widget in self.controls.values():
@@ -635,15 +636,15 @@ def _forget_children(obj, keys) -> None:
 
 
 _FIT_JS = """
-function fit(el) {
-  const box = el.closest(".grpo-live");
-  const plot = box && box.querySelector(".js-plotly-plot");
-  if (!plot || !plot.offsetWidth) return false;
-  // plotly.js resizes a responsive plot without a fixed width to its container on this event
-  window.dispatchEvent(new Event("resize"));
-  let width = box.offsetWidth;
+function attach(box) {
+  // JupyterLab's and Notebook 7's own shortcuts (arrow keys select cells or collapse headings)
+  // skip key presses inside an element with this attribute, so arrow keys reach the sliders
+  for (const row of box.querySelectorAll(".grpo-live-controls")) row.setAttribute("data-lm-suppress-shortcuts", "true");
+  // plotly.js resizes a responsive plot without a fixed width to its container on a window
+  // resize event: send one whenever the explorer's box gets a new width (first: when it is laid out)
+  let width = 0;
   const watch = new ResizeObserver(() => {
-    if (box.offsetWidth !== width) { width = box.offsetWidth; window.dispatchEvent(new Event("resize")); }
+    if (box.offsetWidth && box.offsetWidth !== width) { width = box.offsetWidth; window.dispatchEvent(new Event("resize")); }
   });
   watch.observe(box);
   return watch;
@@ -651,10 +652,14 @@ function fit(el) {
 export default {
   render({ el }) {
     el.style.display = "none";
-    let tries = 0, watch = null;
-    const again = () => { watch = fit(el); if (!watch && tries++ < 100) setTimeout(again, 50); };
-    setTimeout(again, 0);
-    return () => { if (watch) watch.disconnect(); };
+    let tries = 0, watch = null, timer = null;
+    const again = () => {
+      const box = el.closest(".grpo-live");
+      if (box) watch = attach(box);
+      else if (tries++ < 600) timer = setTimeout(again, 50);
+    };
+    again();
+    return () => { clearTimeout(timer); if (watch) watch.disconnect(); };
   },
 };
 """
@@ -664,9 +669,10 @@ _FIT_WIDTH_CLASS = None
 
 
 def _fit_width_widget():
-    """A hidden widget that makes the explorer's ``FigureWidget`` fill the output area: plotly's
+    """A hidden widget that makes the explorer's ``FigureWidget`` fill the output area (plotly's
     widget draws before it is attached to the page, at plotly's 700 px; this resizes it once it
-    is attached, and again when the output area changes width."""
+    is attached, and again when the output area changes width), and lets the arrow keys reach
+    the sliders in Notebook 7 (``data-lm-suppress-shortcuts`` on the row of controls)."""
     global _FIT_WIDTH_CLASS
     if _FIT_WIDTH_CLASS is None:
         import anywidget
