@@ -108,10 +108,11 @@ def test_visited_values_are_drawn_from_the_cache():
     assert list(live.figure.data[0].y) == [0, 2]
 
 
-def _frontend_acks(live):
+def _frontend_acks(live, traces=True):
     """What plotly's front end sends back once it has drawn the last update."""
     fig = live.figure
-    fig._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": fig._last_trace_edit_id}
+    if traces:
+        fig._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": fig._last_trace_edit_id}
     fig._js2py_layoutDelta = {"layout_delta": {}, "layout_edit_id": fig._last_layout_edit_id}
 
 
@@ -126,6 +127,35 @@ def test_values_arriving_while_a_redraw_is_in_flight_are_dropped_but_the_last_is
     _frontend_acks(live)
     assert live.updates == 2 and list(live.figure.data[0].y) == [0, 3]
     assert calls == [0, 1, 3]
+
+
+def test_the_layout_answer_alone_releases_the_held_back_value():
+    """The browser showed it: plotly's front end answers an update with its layout; waiting
+    for a trace answer as well held the next value back until a later move."""
+    live = _stateful().live(mode="figurewidget")
+    _frontend_acks(live, traces=False)
+    live.controls["a"].value = 1
+    live.controls["a"].value = 2
+    assert live.updates == 1
+    _frontend_acks(live, traces=False)
+    assert live.updates == 2 and list(live.figure.data[0].y) == [0, 2]
+
+
+def test_a_held_back_value_is_drawn_by_the_event_loop_when_no_answer_comes(monkeypatch):
+    import asyncio
+
+    live = _stateful().live(mode="figurewidget")
+    monkeypatch.setattr(live, "IN_FLIGHT_S", 0.05)
+
+    async def scenario():
+        _frontend_acks(live)
+        live.controls["a"].value = 1
+        live.controls["a"].value = 2  # held back; nobody answers
+        assert live.updates == 1
+        await asyncio.sleep(0.3)
+
+    asyncio.run(scenario())
+    assert live.updates == 2 and list(live.figure.data[0].y) == [0, 2]
 
 
 def test_without_a_front_end_every_move_is_drawn_at_once():

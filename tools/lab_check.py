@@ -47,10 +47,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's grpo_core, as in the kernels
 CHAPTERS = ("normalisation", "kl", "collapse")
 MIN_TRACK_PX = 150
 MIN_MENU_PX = 120
-REDRAW_TIMEOUT_MS = 5000
+REDRAW_TIMEOUT_MS = 3000
 
 # Installed once per page: times of the last input and, per figure, of its first redraw after it.
 PAGE_HOOKS = """() => {
@@ -108,6 +109,9 @@ class Server:
         (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True, exist_ok=True)
         # no news fetched from the network, no update check
         (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        # every cell in the page (no windowing), so every explorer can be found and driven
+        (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True, exist_ok=True)
+        (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -307,14 +311,13 @@ class Chapter:
 
     def drive(self, k: int, box) -> int:
         page = self.page
-        box.scroll_into_view_if_needed()
+        box.evaluate("b => b.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(300)
         title = box.locator(".widget-html b").first.inner_text().strip()
         explorer = self.by_title.get(title)
         if explorer is None:
             self.fail(f"explorer {k}: title {title!r} is no registered explorer's")
             return 0
-        box.scroll_into_view_if_needed()
         gd = box.locator(".js-plotly-plot").first
         try:
             gd.wait_for(state="attached", timeout=20_000)

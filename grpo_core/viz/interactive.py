@@ -471,7 +471,7 @@ class LiveExplorer:
             self._shown = _figure_json(first)
             self.figure = go.FigureWidget(first)
             self.figure._config = {**(self.figure._config or {}), "responsive": True}
-            self.figure.observe(self._on_frontend_done, names=["_js2py_layoutDelta", "_js2py_traceDeltas"])
+            self.figure.observe(self._on_frontend_done, names=["_js2py_layoutDelta"])
             views = [self.figure, _fit_width_widget()]
         else:
             self.figure = first
@@ -511,7 +511,7 @@ class LiveExplorer:
     def _in_flight(self) -> bool:
         import time
 
-        if not self._frontend or self._sent_at is None:
+        if not self._frontend or self._sent_at is None or not self.figure._layout_edit_in_process:
             return False
         if time.monotonic() - self._sent_at > self.IN_FLIGHT_S:
             self._sent_at = None
@@ -519,22 +519,50 @@ class LiveExplorer:
         return True
 
     def _on_frontend_done(self, change=None) -> None:
+        # plotly's front end answers every update with the layout it drew (``_js2py_layoutDelta``,
+        # tagged with the update's id); plotly.py's own handler, which runs first, then clears
+        # ``_layout_edit_in_process`` if it was the answer to the latest update
         if not (change and change.get("new")):
             return
         self._frontend = True
-        fig = self.figure
-        if fig._layout_edit_in_process or fig._trace_edit_in_process:
+        if self.figure._layout_edit_in_process:
             return
         self._sent_at = None
+        self._flush()
+
+    def _flush(self) -> None:
         if self._pending is not None:
             values, self._pending = self._pending, None
             self._draw(values)
+
+    def _flush_later(self) -> None:
+        """Draw the held-back values after :attr:`IN_FLIGHT_S` even if the front end never
+        answers (when the kernel's event loop runs; without one, the next move draws them)."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+            except RuntimeError:
+                return
+            if not loop.is_running():
+                return
+
+        def late():
+            if self._pending is not None and not self._in_flight():
+                self._flush()
+
+        loop.call_later(self.IN_FLIGHT_S + 0.05, late)
 
     def _on_change(self, _change=None) -> None:
         values = self.values()
         if self.mode == "figurewidget" and self._in_flight():
             if self._pending is not None:
                 self.dropped += 1
+            else:
+                self._flush_later()
             self._pending = values
             return
         self._draw(values)
