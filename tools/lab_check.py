@@ -150,6 +150,17 @@ class Server:
         path = "lab/tree" if self.front == "lab" else "notebooks"
         return f"http://127.0.0.1:{self.port}/{path}/{chapter}.ipynb?token={self.token}"
 
+    def stop_kernels(self) -> None:
+        """Shut down every kernel of the server (a chapter's kernel is done when it has been checked)."""
+        base = f"http://127.0.0.1:{self.port}/api/kernels"
+        try:
+            kernels = json.load(urllib.request.urlopen(f"{base}?token={self.token}", timeout=10))
+            for k in kernels:
+                req = urllib.request.Request(f"{base}/{k['id']}?token={self.token}", method="DELETE")
+                urllib.request.urlopen(req, timeout=20)
+        except OSError as err:
+            print(f"could not stop the kernels: {err}", file=sys.stderr)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -251,15 +262,17 @@ class Chapter:
             polling=500,
         )
         page.wait_for_timeout(1500)
+        # other chapters' tabs stay in the page (JupyterLab's workspace): look only in this one
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.node.setAttribute('data-grpo-current', '1')")
 
     def check_markup(self) -> None:
-        text = self.page.evaluate("() => [...document.querySelectorAll('.jp-MarkdownOutput')].map(e => e.innerText).join('\\n')")
+        text = self.page.evaluate("() => [...document.querySelectorAll('[data-grpo-current] .jp-MarkdownOutput')].map(e => e.innerText).join('\\n')")
         raw = [line for line in text.splitlines() if "{eq}" in line or (line.strip().startswith("(") and line.strip().endswith(")="))]
         if raw:
             self.fail(f"raw MyST markup shown: {raw[0][:80]!r}")
 
     def explorers(self):
-        return self.page.locator(".grpo-live")
+        return self.page.locator("[data-grpo-current] .grpo-live")
 
     def state(self, gd) -> dict:
         return gd.evaluate(FIGURE_STATE)
@@ -429,7 +442,7 @@ def check(fronts, chapters, shots: Path | None, chromium: str) -> int:
                             ch.fail(f"JavaScript error: {e[:200]}")
                         if shots:
                             page.screenshot(path=str(shots / f"{front}-{name}.png"))
-                        page.evaluate("() => window.jupyterapp && window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+                        server.stop_kernels()
                         page.close()
                         status = "ok" if len(problems) == n_before else f"{len(problems) - n_before} problem(s)"
                         print(f"{front:8s} {name:14s} {n:2d} explorers, {driven:2d} controls driven, {time.perf_counter() - t:5.1f} s  {status}", flush=True)
