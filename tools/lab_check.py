@@ -147,8 +147,9 @@ class Server:
         raise RuntimeError(f"jupyter {front} did not start in 90 s; see {self.log.name}")
 
     def url(self, chapter: str) -> str:
-        path = "lab/tree" if self.front == "lab" else "notebooks"
-        return f"http://127.0.0.1:{self.port}/{path}/{chapter}.ipynb?token={self.token}"
+        if self.front == "lab":  # a fresh workspace per chapter: no tab of an earlier one restored
+            return f"http://127.0.0.1:{self.port}/lab/workspaces/grpo-{chapter}/tree/{chapter}.ipynb?reset&token={self.token}"
+        return f"http://127.0.0.1:{self.port}/notebooks/{chapter}.ipynb?token={self.token}"
 
     def stop_kernels(self) -> None:
         """Shut down every kernel of the server (a chapter's kernel is done when it has been checked)."""
@@ -249,7 +250,12 @@ class Chapter:
 
     def run_all(self) -> None:
         page = self.page
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget.sessionContext", timeout=90_000)
+        page.wait_for_function(
+            "(path) => { const w = window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget;"
+            " return w && w.sessionContext && w.context && w.context.path === path }",
+            arg=f"{self.name}.ipynb",
+            timeout=90_000,
+        )
         page.wait_for_function(
             "async () => { const s = window.jupyterapp.shell.currentWidget.sessionContext; await s.ready; return !!(s.session && s.session.kernel) }", timeout=120_000
         )
