@@ -247,6 +247,7 @@ class Chapter:
 
     def fail(self, text: str) -> None:
         self.problems.append(f"{self.front} {self.name}: {text}")
+        print("PROBLEM", self.problems[-1], flush=True)
 
     def run_all(self) -> None:
         page = self.page
@@ -463,8 +464,7 @@ def check(fronts, chapters, shots: Path | None, chromium: str) -> int:
     keyed = [v for (front, how), vs in latencies.items() if front == "lab" and how == "key" for v in vs]
     if keyed:
         print(f"JupyterLab keyboard median: {statistics.median(keyed):.0f} ms (target < 100 ms on an idle machine)")
-    for p in problems:
-        print("PROBLEM", p)
+    print(f"{len(problems)} problem(s)" if problems else "no problems")
     return 1 if problems else 0
 
 
