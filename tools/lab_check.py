@@ -333,7 +333,7 @@ class Chapter:
 
     def drive(self, k: int, box) -> int:
         page = self.page
-        box.evaluate("b => b.scrollIntoView({block: 'start'})")
+        box.evaluate("b => b.scrollIntoView({block: 'center'})")
         page.wait_for_timeout(300)
         title = box.locator(".widget-html b").first.inner_text().strip()
         explorer = self.by_title.get(title)
