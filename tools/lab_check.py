@@ -389,6 +389,7 @@ class Chapter:
             if not changed:
                 self.fail(f"{explorer.name}: the arrow keys on slider {label!r} did not change the figure")
             moved = False
+            slider.evaluate("s => s.scrollIntoView({block: 'center'})")  # clear of a fixed header
             for frac in (0.85, 0.15, 0.5):
                 tb = track.bounding_box()
                 moved |= self.move(box, gd, explorer, label, "mouse", lambda: page.mouse.click(tb["x"] + frac * tb["width"], tb["y"] + tb["height"] / 2))
