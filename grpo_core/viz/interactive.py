@@ -665,9 +665,6 @@ def _forget_children(obj, keys) -> None:
 
 _FIT_JS = """
 function attach(box) {
-  // JupyterLab's and Notebook 7's own shortcuts (arrow keys select cells or collapse headings)
-  // skip key presses inside an element with this attribute, so arrow keys reach the sliders
-  for (const row of box.querySelectorAll(".grpo-live-controls")) row.setAttribute("data-lm-suppress-shortcuts", "true");
   // plotly.js resizes a responsive plot without a fixed width to its container on a window
   // resize event: send one whenever the explorer's box gets a new width (first: when it is laid out)
   let width = 0;
@@ -699,8 +696,7 @@ _FIT_WIDTH_CLASS = None
 def _fit_width_widget():
     """A hidden widget that makes the explorer's ``FigureWidget`` fill the output area (plotly's
     widget draws before it is attached to the page, at plotly's 700 px; this resizes it once it
-    is attached, and again when the output area changes width), and lets the arrow keys reach
-    the sliders in Notebook 7 (``data-lm-suppress-shortcuts`` on the row of controls)."""
+    is attached, and again when the output area changes width)."""
     global _FIT_WIDTH_CLASS
     if _FIT_WIDTH_CLASS is None:
         import anywidget
