@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NBVAL := -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: venv book test bench bench-trl notebooks serve conformance-venv conformance colab-check
+.PHONY: venv book test lab bench bench-trl notebooks serve conformance-venv conformance colab-check
 
 # One pip command, so that pip resolves the torch pin of requirements.txt
 # together with the package's loose torch requirement.
@@ -22,16 +22,25 @@ book: venv
 	rm -rf _build
 	$(PY) tools/build_book.py --jobs 2
 
-# Unit tests, then the notebooks against their stored outputs, then the book
+# Chromium first (installed with apt-get when missing and run as root, else one line saying how),
+# then unit tests, then the notebooks against their stored outputs, then the book
 # (its extension fails the build if a figure is missing from the HTML), then the
 # built site: internal links, and every page in headless Chromium with the network
-# blocked (screenshots in _build/screenshots).
+# blocked (screenshots in _build/screenshots); last, the live explorers in JupyterLab and
+# Notebook 7 driven by keyboard and mouse (latencies printed; screenshots in _build/lab-screenshots).
 test: venv
+	sh tools/ensure_chromium.sh
 	$(PY) -m pytest tests
 	$(PY) -m pytest $(NBVAL) book/
 	$(MAKE) book
 	$(PY) tools/check_links.py _build/html
 	$(PY) tools/browser_check.py _build/html --screenshots _build/screenshots
+	$(PY) tools/lab_check.py --screenshots _build/lab-screenshots
+
+# JupyterLab on this environment's kernel (grpo_core of this checkout, jupyterlab-myst for the
+# chapters' MyST markup), opened on book/. As root (containers) it needs --allow-root.
+lab: venv
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) book/
 
 # The reference environment of the conformance suite: TRL 1.16.0 and verl 0.9.1 (the latter
 # without its dependency list, plus what its loss code imports), the versions of

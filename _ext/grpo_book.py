@@ -28,14 +28,17 @@ Registered in ``_config.yml`` (``sphinx: local_extensions: {grpo_book: _ext}``).
    every page;
 6. after the build, prints the size of every page and of the whole site and
    warns when a page is over ``PAGE_BUDGET_MB`` or the site over ``SITE_BUDGET_MB``;
-8. for HTML builds, declares two extensions that Jupyter Book adds safe for parallel reading:
+7. provides the directive ``grpo-code-map``: the table of the page "Where the code is", built
+   from the book's equation labels and grpo_core's docstrings at build time
+   (``_ext/code_map.py``, read from the sources, no import of grpo_core);
+8. hides the input of each chapter's setup cell (the first code cell that calls
+   ``notebook_setup``: Colab's install, which HTML readers don't need) in the built page,
+   without touching the notebook, and adds ``assets/grpo-book.css`` (long output lines wrap);
+9. for HTML builds, declares two extensions that Jupyter Book adds safe for parallel reading:
    ``sphinx_multitoc_numbering`` only replaces the section numbering, which runs in the main
    process after reading, and ``sphinx_jupyterbook_latex`` does nothing unless the builder is
    LaTeX. Undeclared, they make Sphinx read serially and warn, which ``-W`` turns into a failure
-   of ``tools/build_book.py`` (the chapters executed two at a time);
-7. provides the directive ``grpo-code-map``: the table of the page "Where the code is", built
-   from the book's equation labels and grpo_core's docstrings at build time
-   (``_ext/code_map.py``, read from the sources, no import of grpo_core).
+   of ``tools/build_book.py`` (the chapters executed two at a time).
 """
 
 from __future__ import annotations
@@ -290,10 +293,38 @@ def _declare_parallel_safe(app: Sphinx) -> None:
             ext.parallel_read_safe = True
 
 
+SETUP_CALL = "notebook_setup("
+BOOK_CSS = "grpo-book.css"  # in assets/, next to the book's root
+
+
+def _hide_setup_input(app: Sphinx, doctree) -> None:
+    """Remove the source of the first code cell that calls ``notebook_setup`` (its output, the
+    versions line, stays): the install cell is for Colab, the HTML reader needs none of it."""
+    for cell in doctree.findall(nodes.container):
+        if cell.get("nb_element") != "cell_code":
+            continue
+        sources = [c for c in cell.children if isinstance(c, nodes.container) and c.get("nb_element") == "cell_code_source"]
+        if sources and SETUP_CALL in sources[0].astext():
+            cell.remove(sources[0])
+            cell["classes"] = [*cell.get("classes", []), "grpo-setup-cell"]
+            return
+        if sources:
+            return  # only the first code cell of a page is the setup cell
+
+
+def _add_book_css(app: Sphinx) -> None:
+    assets = str(Path(app.srcdir) / "assets")
+    if assets not in app.config.html_static_path:
+        app.config.html_static_path.append(assets)
+    app.add_css_file(BOOK_CSS)
+
+
 def setup(app: Sphinx) -> dict:
     app.add_directive("grpo-code-map", CodeMapDirective)
     app.connect("config-inited", _set_build_env)
     app.connect("builder-inited", _declare_parallel_safe)
+    app.connect("builder-inited", _add_book_css)
+    app.connect("doctree-read", _hide_setup_input)
     app.connect("builder-inited", _copy_plotly_js)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _link_plotly_js)

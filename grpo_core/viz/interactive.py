@@ -101,6 +101,28 @@ def _fmt(value) -> str:
     return str(value)
 
 
+#: Live controls' sizes in px: a slider's track and its value readout, a dropdown's box. The
+#: label's width comes on top (:func:`control_layout`), so no label can squeeze a track.
+TRACK_PX = 240
+READOUT_PX = 70
+MENU_PX = 200
+_CHAR_PX = 7.5  # a generous width of one character of the widgets' 13 px sans-serif font
+
+
+def label_px(label: str) -> int:
+    """A width in px that holds ``label`` in the widgets' font (with room to spare)."""
+    return int(math.ceil(len(label) * _CHAR_PX)) + 12
+
+
+def control_layout(label: str, body_px: int):
+    """``(style, layout)`` of a live control: the description gets :func:`label_px` of its
+    label, the whole control that plus ``body_px`` (the track and readout, or the dropdown)."""
+    import ipywidgets as w
+
+    lab = label_px(label)
+    return {"description_width": f"{lab}px"}, w.Layout(width=f"{lab + body_px}px", min_width=f"{lab + body_px}px")
+
+
 @dataclass(frozen=True)
 class Slider:
     """A numeric control: ``min..max`` in steps of ``step`` live; ``grid`` values in the static book.
@@ -163,15 +185,20 @@ class Slider:
         return None
 
     def widget(self, continuous_update: bool):
+        """The live control; its label gets its own measured width, so the track keeps
+        :data:`TRACK_PX` whatever the label's length (:func:`control_layout`)."""
         import ipywidgets as w
 
+        label = self.label or self.name
+        style, layout = control_layout(label, TRACK_PX + READOUT_PX)
         if self.live_on_grid:
             return w.SelectionSlider(
                 options=[(_fmt(v), v) for v in self.values()],
                 value=self.default,
-                description=self.label or self.name,
-                continuous_update=continuous_update,
-                style={"description_width": "initial"},
+                description=label,
+                                continuous_update=continuous_update,
+                style=style,
+                layout=layout,
             )
         cls = w.IntSlider if self.integer else w.FloatSlider
         kwargs = dict(
@@ -179,9 +206,10 @@ class Slider:
             max=self.max,
             step=self.step,
             value=self.default,
-            description=self.label or self.name,
+            description=label,
             continuous_update=continuous_update,
-            style={"description_width": "initial"},
+            style=style,
+            layout=layout,
         )
         if not self.integer:
             digits = max(0, -math.floor(math.log10(self.step))) if self.step < 1 else 0
@@ -230,11 +258,13 @@ class Choice:
     def widget(self, continuous_update: bool):
         import ipywidgets as w
 
+        style, layout = control_layout(self.label or self.name, MENU_PX)
         return w.Dropdown(
             options=list(self.options.items()),
             value=self.default_value,
             description=self.label or self.name,
-            style={"description_width": "initial"},
+            style=style,
+            layout=layout,
         )
 
 
@@ -411,7 +441,22 @@ class Explorer:
 
 class LiveExplorer:
     """The live form of an :class:`Explorer`: ``controls`` (name -> widget), ``container`` to display,
-    ``figure`` (the ``FigureWidget``, or the last built ``go.Figure`` in re-render mode)."""
+    ``figure`` (the ``FigureWidget``, or the last built ``go.Figure`` in re-render mode).
+
+    In ``figurewidget`` mode a control move costs one message to the front end, with only what
+    changed (:func:`_replace_figure`); the figure of each visited combination of control values
+    is kept (up to :data:`CACHE_SIZE` of them), so going back costs no figure function call; and
+    while the front end has not yet drawn the last update, further moves only record their values:
+    the latest is drawn when the front end reports the update done (intermediate values of a fast
+    drag are dropped, never queued). ``updates`` counts the figures sent, ``dropped`` the values
+    skipped that way, ``built`` the figure function calls.
+    """
+
+    #: how many figures (per explorer shown) the live form keeps
+    CACHE_SIZE = 256
+    #: an update the front end has not confirmed after this many seconds no longer holds back
+    #: the next one (a closed view, or a front end that never answers)
+    IN_FLIGHT_S = 1.0
 
     def __init__(self, explorer: Explorer, mode: str | None = None):
         import ipywidgets as w
@@ -427,27 +472,121 @@ class LiveExplorer:
         self.mode = mode
         self.controls = {c.name: c.widget(explorer.continuous_update) for c in explorer.controls}
         self.updates = 0
-        first = explorer.build()
+        self.dropped = 0
+        self.built = 0
+        self._cache: dict = {}
+        self._pending: dict | None = None
+        self._sent_at = None  # time.monotonic() of the last update not yet confirmed
+        self._frontend = False  # a front end has drawn the figure at least once
+        first = self._build(self.values())
         if mode == "figurewidget":
+            self._shown = _figure_json(first)
             self.figure = go.FigureWidget(first)
-            view = self.figure
+            self.figure._config = {**(self.figure._config or {}), "responsive": True}
+            self.figure.observe(self._on_frontend_done, names=["_js2py_layoutDelta"])
+            views = [self.figure, _fit_width_widget()]
         else:
             self.figure = first
-            self.output = w.Output()
-            view = self.output
+            self.output = w.Output(layout=w.Layout(width="100%"))
+            views = [self.output]
             self._render()
-        self.container = w.VBox([w.HTML(f"<b>{explorer.title}</b>"), w.HBox(list(self.controls.values()), layout=w.Layout(flex_flow="row wrap")), view])
+        controls = w.HBox(list(self.controls.values()), layout=w.Layout(flex_flow="row wrap", width="100%"))
+        controls.add_class("grpo-live-controls")
+        self.container = w.VBox([w.HTML(f"<b>{explorer.title}</b>"), controls, *views], layout=w.Layout(width="100%"))
+        self.container.add_class("grpo-live")
         for widget in self.controls.values():
             widget.observe(self._on_change, names="value")
 
     def values(self) -> dict:
         return {name: widget.value for name, widget in self.controls.items()}
 
+    def _key(self, values: dict):
+        try:
+            key = tuple(values[c.name] for c in self.explorer.controls)
+            hash(key)
+            return key
+        except TypeError:  # an unhashable option value: not cached
+            return None
+
+    def _build(self, values: dict) -> go.Figure:
+        key = self._key(values)
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        fig = self.explorer.build(**values)
+        self.built += 1
+        if key is not None:
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = fig
+        return fig
+
+    def _in_flight(self) -> bool:
+        import time
+
+        if not self._frontend or self._sent_at is None or not self.figure._layout_edit_in_process:
+            return False
+        if time.monotonic() - self._sent_at > self.IN_FLIGHT_S:
+            self._sent_at = None
+            return False
+        return True
+
+    def _on_frontend_done(self, change=None) -> None:
+        # plotly's front end answers every update with the layout it drew (``_js2py_layoutDelta``,
+        # tagged with the update's id); plotly.py's own handler, which runs first, then clears
+        # ``_layout_edit_in_process`` if it was the answer to the latest update
+        if not (change and change.get("new")):
+            return
+        self._frontend = True
+        if self.figure._layout_edit_in_process:
+            return
+        self._sent_at = None
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            values, self._pending = self._pending, None
+            self._draw(values)
+
+    def _flush_later(self) -> None:
+        """Draw the held-back values after :attr:`IN_FLIGHT_S` even if the front end never
+        answers (when the kernel's event loop runs; without one, the next move draws them)."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+            except RuntimeError:
+                return
+            if not loop.is_running():
+                return
+
+        def late():
+            if self._pending is not None and not self._in_flight():
+                self._flush()
+
+        loop.call_later(self.IN_FLIGHT_S + 0.05, late)
+
     def _on_change(self, _change=None) -> None:
-        new = self.explorer.build(**self.values())
+        values = self.values()
+        if self.mode == "figurewidget" and self._in_flight():
+            if self._pending is not None:
+                self.dropped += 1
+            else:
+                self._flush_later()
+            self._pending = values
+            return
+        self._draw(values)
+
+    def _draw(self, values: dict) -> None:
+        import time
+
+        new = self._build(values)
         self.updates += 1
         if self.mode == "figurewidget":
-            _replace_figure(self.figure, new)
+            self._shown = _replace_figure(self.figure, new, self._shown)
+            self._sent_at = time.monotonic()
         else:
             self.figure = new
             self._render()
@@ -460,17 +599,125 @@ class LiveExplorer:
             display(self.figure)
 
 
-def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
-    """Make ``target`` show ``new`` with one message to the front end."""
-    with target.batch_update():
-        same = len(target.data) == len(new.data) and all(a.type == b.type for a, b in zip(target.data, new.data))
-        if same:
-            for old, fresh in zip(target.data, new.data):
-                old.update(fresh.to_plotly_json(), overwrite=True)
-        else:
+def _figure_json(fig: go.Figure) -> dict:
+    """``fig`` as plain JSON data (lists, dicts, numbers): comparable with ``==``."""
+    out = _plain(fig.to_plotly_json())
+    out.setdefault("data", [])
+    out.setdefault("layout", {})
+    return out
+
+
+def _plain(obj):
+    """``obj`` with numpy arrays and scalars turned into lists and Python numbers (a plotly
+    JSON encoder would turn arrays into base64 blobs, which plotly.py cannot read back)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    tolist = getattr(obj, "tolist", None)  # numpy arrays and scalars, torch tensors
+    if tolist is not None and not isinstance(obj, (str, bytes)):
+        return _plain(tolist())
+    return obj
+
+
+def _changed(old: dict, new: dict) -> dict:
+    """The top-level keys of ``new`` whose value differs from ``old``'s, and ``None`` (plotly's
+    "remove") for every key of ``old`` that ``new`` lacks."""
+    out = {k: v for k, v in new.items() if k not in old or old[k] != v}
+    out.update({k: None for k in old if k not in new})
+    return out
+
+
+def _replace_figure(target: go.FigureWidget, new: go.Figure, shown: dict | None = None) -> dict:
+    """Make ``target`` show ``new``; return ``new`` as JSON (pass it as ``shown`` next time).
+
+    ``shown`` is the JSON of what ``target`` shows now (default: read from ``target``). When the
+    traces keep their number and types, one ``Plotly.update`` message carries only what changed:
+    the trace properties and top-level layout keys whose value differs, and a removal for every
+    property and layout key the new figure lacks, so no annotation, shape, axis range or title of
+    the old figure stays behind. Otherwise the traces are replaced, then the layout likewise.
+    """
+    from plotly.basedatatypes import Undefined
+
+    fresh = _figure_json(new)
+    if shown is None:
+        shown = _figure_json(go.Figure(target.to_dict()))
+    old_data, new_data = shown["data"], fresh["data"]
+    same = len(old_data) == len(new_data) and all(a.get("type", "scatter") == b.get("type", "scatter") for a, b in zip(old_data, new_data))
+    relayout = _changed(shown["layout"], fresh["layout"])
+    restyle: dict = {}
+    if same:
+        edits = [_changed(a, b) for a, b in zip(old_data, new_data)]
+        indexes = [i for i, e in enumerate(edits) if e]
+        for pos, i in enumerate(indexes):
+            for prop, value in edits[i].items():
+                restyle.setdefault(prop, [Undefined] * len(indexes))[pos] = value
+        if restyle or relayout:
+            target.plotly_update(restyle_data=restyle, relayout_data=relayout, trace_indexes=indexes or None)
+        for i in indexes:
+            _forget_children(target.data[i], edits[i])
+    else:
+        with target.batch_update():
             target.data = ()
-            target.add_traces(list(new.data))
-        target.layout = new.layout
+            target.add_traces(new_data)
+        if relayout:
+            target.plotly_update(relayout_data=relayout)
+    _forget_children(target.layout, relayout)
+    return fresh
+
+
+def _forget_children(obj, keys) -> None:
+    """Drop plotly.py's cached child objects of ``obj`` for ``keys`` (``plotly_update`` rewrites
+    the underlying dict but not these caches, so ``layout.annotations`` would still list the old
+    notes); they are rebuilt from the dict on the next access."""
+    for key in keys:
+        obj._compound_props.pop(key, None)
+        obj._compound_array_props.pop(key, None)
+
+
+_FIT_JS = """
+function attach(box) {
+  // plotly.js resizes a responsive plot without a fixed width to its container on a window
+  // resize event: send one whenever the explorer's box gets a new width (first: when it is laid out)
+  let width = 0;
+  const watch = new ResizeObserver(() => {
+    if (box.offsetWidth && box.offsetWidth !== width) { width = box.offsetWidth; window.dispatchEvent(new Event("resize")); }
+  });
+  watch.observe(box);
+  return watch;
+}
+export default {
+  render({ el }) {
+    el.style.display = "none";
+    let tries = 0, watch = null, timer = null;
+    const again = () => {
+      const box = el.closest(".grpo-live");
+      if (box) watch = attach(box);
+      else if (tries++ < 600) timer = setTimeout(again, 50);
+    };
+    again();
+    return () => { clearTimeout(timer); if (watch) watch.disconnect(); };
+  },
+};
+"""
+
+
+_FIT_WIDTH_CLASS = None
+
+
+def _fit_width_widget():
+    """A hidden widget that makes the explorer's ``FigureWidget`` fill the output area (plotly's
+    widget draws before it is attached to the page, at plotly's 700 px; this resizes it once it
+    is attached, and again when the output area changes width)."""
+    global _FIT_WIDTH_CLASS
+    if _FIT_WIDTH_CLASS is None:
+        import anywidget
+
+        class FitWidth(anywidget.AnyWidget):
+            _esm = _FIT_JS
+
+        _FIT_WIDTH_CLASS = FitWidth
+    return _FIT_WIDTH_CLASS()
 
 
 # --------------------------------------------------------------------------------------- registry
