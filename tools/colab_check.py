@@ -18,8 +18,10 @@
 5. Opens each chapter's static views, as the kernel emitted them, in headless Chromium (plotly.js of
    the Colab environment's plotly served in place of the CDN) and clicks every slider and dropdown:
    each must make the figure show another frame (``--no-browser`` skips this step).
-6. Fails on any package that pip changed (freeze before and after), any error output, error reply
-   or traceback in the kernel's log, any explorer missing, and any control that changes nothing.
+6. Fails on any package that pip changed (freeze before and after each chapter), any package added
+   other than grpo_core (except by a chapter's own declared ``%pip install`` after its setup cell,
+   the real-trainer chapter's TRL, which is reported), any error output, error reply or traceback
+   in the kernel's log, any explorer missing, and any control that changes nothing.
    Prints a table per chapter.
 
 Usage: python tools/colab_check.py [--python python3.11] [--venv .venv-colab] [--pin torch==2.11.0]
@@ -404,6 +406,12 @@ def browser_check(rows: list, plotlyjs: Path, log_dir: Path) -> None:
         browser.close()
 
 
+def has_own_install(path: Path) -> bool:
+    """Whether a code cell after the chapter's first (the setup cell) runs ``%pip install``."""
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    return any("%pip install" in "".join(c["source"]) for c in cells[1:])
+
+
 def run_chapter(py: Path, path: Path, workdir: Path, env: dict, repo_url: str | None, timeout: float, log_dir: Path) -> dict:
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
@@ -482,18 +490,29 @@ def main(argv=None) -> int:
         env.update(PYTHONPATH=str(STUB), COLAB_NOTEBOOK_ID="colab-check", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
                    PATH=f"{py.parent}:{env.get('PATH', '')}")
         repo_url = f"file://{clone}"
+        changed, added, prev = [], [], before
         for path in chapters:
             log(f"{path.name} ...")
             row = run_chapter(py, path, workdir, env, repo_url, args.timeout, log_dir)
             repo_url = None
             rows.append(row)
+            # What this chapter's cells installed. A package that was there before never changes.
+            # New packages come only from the first cell's install of grpo_core, or from a chapter's
+            # own declared install (a `%pip install` after its setup cell: the real-trainer chapter's
+            # TRL), which is reported, not failed: it is that chapter's documented need.
+            now = freeze(py)
+            changed += [f"{n} {v} -> {now.get(n, 'removed')} (by {path.stem})" for n, v in prev.items() if now.get(n) != v]
+            new = [f"{n} {v}" for n, v in now.items() if n not in prev and n != "grpo-core"]
+            if new and has_own_install(path):
+                row["own_install"] = new
+            else:
+                added += [f"{a} (by {path.stem})" for a in new]
+            prev = now
             log(f"{path.name}: {row['seconds']:.0f} s, {len(row['errors'])} error(s); first cell printed: {row.get('setup')}")
     if not args.no_browser:
         plotly_dir = sh([str(py), "-c", "import os, plotly; print(os.path.dirname(plotly.__file__))"]).strip()
         browser_check(rows, Path(plotly_dir) / "package_data" / "plotly.min.js", log_dir)
     after = freeze(py)
-    changed = [f"{n} {v} -> {after.get(n, 'removed')}" for n, v in before.items() if after.get(n) != v]
-    added = [f"{n} {v}" for n, v in after.items() if n not in before and n != "grpo-core"]
     if "grpo-core" not in after:
         changed.append("grpo_core was not installed by the first cell")
     version = sh([str(py), "-c", "import sys; print(sys.version.split()[0])"]).strip()
@@ -526,6 +545,10 @@ def report(rows, changed, added, before, total_s, head, version) -> int:
             print(f"FAIL {r['chapter']}: static control {c} selects the same frame for every value")
         for c in r["live_dead"]:
             print(f"FAIL {r['chapter']}: live control {c} changed nothing that is displayed")
+    for r in rows:
+        if r.get("own_install"):
+            print(f"NOTE {r['chapter']}: its own install added {len(r['own_install'])} packages, none of the ones "
+                  f"already there changed: {', '.join(r['own_install'])}")
     for c in changed:
         print(f"FAIL package changed by the install: {c}")
     for a in added:

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,7 @@ def run(cfg: GRPOConfig, *, eval_every: int = 10, cache: bool = False, callback=
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {k: v for k, v in dataclasses.asdict(result).items() if k != "cached"}
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")  # two chapters executed at once may write the same run
         tmp.write_text(json.dumps(data, allow_nan=True))
         tmp.replace(path)
     return result
