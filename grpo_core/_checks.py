@@ -46,29 +46,28 @@ def as_float_tensor(x, name: str) -> torch.Tensor:
     return t
 
 
-def check_finite(t: torch.Tensor, name: str) -> None:
-    """Raise if ``t`` holds NaN or +-inf, saying where the first bad value is."""
-    bad = ~torch.isfinite(t)
+def _raise_at_first(t: torch.Tensor, bad: torch.Tensor, name: str, rule: str) -> None:
+    """Raise a ValueError naming ``name``, the first bad value of ``t`` and its index, then ``rule``."""
     if bool(bad.any()):
         idx = tuple(int(i) for i in torch.nonzero(bad)[0])
-        raise ValueError(
-            f"`{name}` contains {t[idx].item()} at index {idx}; every value must be finite. "
-            f"Fix the value upstream (a reward function that returned NaN, a log-probability "
-            f"of a token with zero probability, or a padding position not filled with 0)."
-        )
+        raise ValueError(f"`{name}` contains {t[idx].item()} at index {idx}{rule}")
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """Raise if ``t`` holds NaN or +-inf, saying where the first bad value is."""
+    _raise_at_first(t, ~torch.isfinite(t), name,
+                    "; every value must be finite. Fix the value upstream (a reward function that returned "
+                    "NaN, a log-probability of a token with zero probability, or a padding position not "
+                    "filled with 0).")
 
 
 def check_finite_at(t: torch.Tensor, real: torch.Tensor, name: str) -> None:
     """Like :func:`check_finite`, but only where ``real`` (a bool tensor of ``t``'s shape, or one
     that broadcasts to it) is True: a padding position may hold anything, it never reaches a result."""
-    bad = ~torch.isfinite(t) & real
-    if bool(bad.any()):
-        idx = tuple(int(i) for i in torch.nonzero(bad)[0])
-        raise ValueError(
-            f"`{name}` contains {t[idx].item()} at index {idx}, a position the mask marks as a real token; every "
-            f"value there must be finite (padding positions may hold anything). Fix the value upstream (a "
-            f"log-probability of a token with zero probability, a reward function that returned NaN)."
-        )
+    _raise_at_first(t, ~torch.isfinite(t) & real, name,
+                    ", a position the mask marks as a real token; every value there must be finite "
+                    "(padding positions may hold anything). Fix the value upstream (a log-probability "
+                    "of a token with zero probability, a reward function that returned NaN).")
 
 
 def check_overflow(t: torch.Tensor, name: str, what: str) -> None:

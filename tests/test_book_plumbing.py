@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,6 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from _sources import load_source
 from grpo_core.viz import plots
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,9 +75,7 @@ def test_style_sets_height_and_template():
 
 
 def test_extension_counts_the_renderer_divs():
-    spec = importlib.util.spec_from_file_location("grpo_book", ROOT / "_ext" / "grpo_book.py")
-    ext = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ext)
+    ext = _extension()
     assert ext.DIV_ID_PREFIX == plots.DIV_ID_PREFIX
     assert ext.BOOK_BUILD_ENV == plots.BOOK_BUILD_ENV
 
@@ -119,10 +117,7 @@ def test_book_figures_carry_a_text_alternative():
 
 
 def _extension():
-    spec = importlib.util.spec_from_file_location("grpo_book", ROOT / "_ext" / "grpo_book.py")
-    ext = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ext)
-    return ext
+    return load_source("_ext/grpo_book.py")
 
 
 def test_figures_wait_for_the_lazy_loader_of_the_book():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -12,15 +11,14 @@ from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 from docutils.utils import new_document
 
+from _sources import load_source
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 
 
 def _ext():
-    spec = importlib.util.spec_from_file_location("grpo_book", ROOT / "_ext" / "grpo_book.py")
-    ext = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ext)
-    return ext
+    return load_source("_ext/grpo_book.py")
 
 
 def _cell(source: str, output: str = "out"):

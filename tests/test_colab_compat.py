@@ -16,6 +16,8 @@ from grpo_core.viz._compat import MODE_ENV, StaticView, default_show_mode, versi
 from grpo_core.viz.interactive import Choice, Explorer, Slider
 from grpo_core.viz.plots import BOOK_BUILD_ENV
 
+from _sources import load_source
+
 
 def _toy():
     def figure(a=1, kind="line"):
@@ -204,12 +206,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _colab_check():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("colab_check", ROOT / "tools" / "colab_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_source("tools/colab_check.py")
 
 
 def test_pyproject_floors_admit_every_colab_version_of_the_pin_file():
